@@ -1,0 +1,40 @@
+"""Several networks answering as one: their probabilities are averaged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nndl.trainer.nn.network import Network
+
+Array = Any
+
+
+def probabilities(net: Network, x: Array) -> Array:
+    """(N, 784) -> (N, 10) rows summing to 1.
+
+    A softmax output already is a distribution; sigmoid outputs are independent
+    scores in 0..1 and are normalised so that callers always get one.
+    """
+    a = net.feedforward(x)
+    if net.layers[-1].act.name == "softmax":
+        return a
+    return a / net.xp.maximum(a.sum(axis=1, keepdims=True), 1e-12)
+
+
+class Ensemble:
+    """Members trained with different seeds; the answer is their mean probability."""
+
+    def __init__(self, members: list[Network]) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one network")
+        self.members = members
+        self.xp = members[0].xp
+
+    def probabilities(self, x: Array) -> Array:
+        total = probabilities(self.members[0], x)
+        for net in self.members[1:]:
+            total = total + probabilities(net, x)
+        return total / len(self.members)
+
+    def predict(self, x: Array) -> Array:
+        return self.probabilities(x).argmax(axis=1)

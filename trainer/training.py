@@ -1,0 +1,114 @@
+"""Runs a job spec through the network library: data, networks, epochs, ensemble.
+
+No queue and no storage here. The caller passes hooks that see every epoch and
+may save the checkpoint it is offered, or raise to interrupt; a checkpoint given
+back as `resume` continues the run where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from nndl.trainer.data import Mnist
+from nndl.trainer.nn.backend import array_module
+from nndl.trainer.nn.ensemble import Ensemble
+from nndl.trainer.nn.layers import Dense
+from nndl.trainer.nn.network import Network
+from nndl.trainer.nn.sgd import SGD, EpochReport, SGDConfig
+from nndl.trainer.spec import JobSpec
+
+
+class Hooks(Protocol):
+    def on_epoch(
+        self, member: int, report: EpochReport, checkpoint: Callable[[], dict]
+    ) -> None:
+        """Called after every epoch; may raise to stop the run (it then propagates)."""
+
+
+@dataclass
+class TrainingOutcome:
+    networks: list[Network]
+    history: list[list[dict]]  # per member, per epoch
+    validation_accuracy: float
+    test_accuracy: float
+    device: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def build_network(spec: JobSpec, xp, member: int) -> Network:
+    sizes = spec.layers
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        last = i == len(sizes) - 2
+        layers.append(
+            Dense(n_in, n_out, act=spec.output if last else spec.activation,
+                  dropout=spec.dropout if i > 0 else 0.0)
+        )
+    net = Network(layers, spec.cost, xp=xp, dtype=np.dtype(spec.dtype).type)
+    net.init_params(seed=spec.seed + 1000 * member, scheme=spec.init)
+    return net
+
+
+def sgd_config(spec: JobSpec, member: int) -> SGDConfig:
+    return SGDConfig(
+        epochs=spec.epochs, mini_batch_size=spec.mini_batch_size, eta=spec.eta,
+        lmbda=spec.lmbda, l1=spec.l1, momentum=spec.momentum, seed=spec.seed + 1000 * member,
+        early_stopping=spec.early_stopping, eta_schedule=spec.eta_schedule,
+    )
+
+
+def run_training(
+    spec: JobSpec, mnist: Mnist, hooks: Hooks, resume: dict | None = None
+) -> TrainingOutcome:
+    """Trains the spec's network (or ensemble) and measures it on validation and test."""
+    started = time.perf_counter()
+    xp, device, note = array_module(spec.device)
+    tx, ty = mnist.training
+    training = (tx[: spec.train_size], ty[: spec.train_size])
+    done: list[dict] = list(resume["members"]) if resume else []
+    networks = [Network.from_config(d["config"], d["params"], xp=xp) for d in done]
+    history = [d["history"] for d in done]
+    for member in range(len(done), spec.ensemble):
+        net = build_network(spec, xp, member)
+        sgd = SGD(net, training, mnist.validation, sgd_config(spec, member))
+        if resume and resume.get("current"):
+            sgd.load_state_dict(resume["current"])
+            resume = None
+
+        def checkpoint(sgd: SGD = sgd) -> dict:
+            return {"members": done, "current": sgd.state_dict()}
+
+        while not sgd.done:
+            report = sgd.run_epoch()
+            hooks.on_epoch(member, report, checkpoint)
+        if spec.early_stopping:
+            sgd.keep_best()
+        done.append({"config": net.config(), "params": sgd.state_dict()["params"],
+                     "history": sgd.state.history})
+        networks.append(net)
+        history.append(sgd.state.history)
+    model = Ensemble(networks)
+    return TrainingOutcome(
+        networks=networks,
+        history=history,
+        validation_accuracy=_accuracy(model, mnist.validation, xp),
+        test_accuracy=_accuracy(model, mnist.test, xp),
+        device=device,
+        seconds=time.perf_counter() - started,
+        notes=[note] if note else [],
+    )
+
+
+def _accuracy(model: Ensemble, data: tuple[np.ndarray, np.ndarray], xp) -> float:
+    x, y = data
+    right = 0
+    for i in range(0, x.shape[0], 2000):
+        pred = model.predict(xp.asarray(x[i : i + 2000]))
+        right += int((pred == xp.asarray(y[i : i + 2000])).sum())
+    return right / x.shape[0]
