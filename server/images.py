@@ -16,8 +16,9 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from nndl.trainer.errors import InvalidArgumentError
 from PIL import Image, ImageOps
+
+from nndl.trainer.errors import InvalidArgumentError
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 SIDE = 28  # MNIST's frame

@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
+
 from nndl.server.images import ImageLimits, normalize_encoded
 from nndl.trainer.data import Mnist, load_mnist
 from nndl.trainer.errors import InvalidArgumentError
 from nndl.trainer.nn.ensemble import Ensemble
 from nndl.trainer.presets import resolve
 from nndl.trainer.training import run_training
-from PIL import Image
 
 MNIST_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist.pkl.gz"
 

@@ -6,8 +6,9 @@ cheapest from a, for ReLU from z.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 Array = Any
 

@@ -5,13 +5,19 @@ Each value is the mean over the mini-batch; y is one-hot, shape (N, 10).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from nndl.trainer.nn.activations import Activation
 
 Array = Any
-_EPS = 1e-12  # keeps log() finite when an output saturates at exactly 0 or 1
+
+
+def _clip_open(a: Array, xp) -> Array:
+    """Keeps log(a) and log(1 - a) finite: 1 - eps must still be below 1 in a's dtype."""
+    eps = float(xp.finfo(a.dtype).eps)
+    return xp.clip(a, eps, 1.0 - eps)
 
 
 def _quadratic(a: Array, y: Array, xp) -> float:
@@ -23,7 +29,7 @@ def _quadratic_delta(z: Array, a: Array, y: Array, act: Activation, xp) -> Array
 
 
 def _cross_entropy(a: Array, y: Array, xp) -> float:
-    a = xp.clip(a, _EPS, 1.0 - _EPS)
+    a = _clip_open(a, xp)
     return float(-(y * xp.log(a) + (1.0 - y) * xp.log(1.0 - a)).sum() / a.shape[0])
 
 
@@ -33,7 +39,7 @@ def _cross_entropy_delta(z: Array, a: Array, y: Array, act: Activation, xp) -> A
 
 
 def _log_likelihood(a: Array, y: Array, xp) -> float:
-    return float(-(y * xp.log(xp.clip(a, _EPS, 1.0))).sum() / a.shape[0])
+    return float(-(y * xp.log(_clip_open(a, xp))).sum() / a.shape[0])
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ class Dense:
         }
 
     def forward(self, x: Array, xp, rng=None) -> Array:
-        """rng given means training: dropout is applied (inverted, so inference needs no rescale)."""
+        """rng given means training: inverted dropout, so inference needs no rescale."""
         if rng is not None and self.dropout > 0.0:
             keep = 1.0 - self.dropout
             mask = xp.asarray(rng.random(x.shape) < keep, dtype=x.dtype) / keep

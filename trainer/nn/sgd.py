@@ -70,7 +70,6 @@ def one_hot(labels: Array, xp, dtype) -> Array:
 
 def accuracy(net: Network, x: Array, labels: Array, chunk: int = 2000) -> float:
     """Fraction classified right, in chunks so big sets fit in memory."""
-    xp = net.xp
     right = 0
     for i in range(0, x.shape[0], chunk):
         right += int((net.predict(x[i : i + chunk]) == labels[i : i + chunk]).sum())

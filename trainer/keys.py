@@ -1,0 +1,69 @@
+"""Every Redis key and channel nndl uses, built in one place.
+
+Keys of one job share the hash tag `{job:ID}` and keys of one model `{model:NAME}`,
+so each multi-key transaction stays in one slot and a Redis Cluster can hold them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "nndl"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = DEFAULT_PREFIX
+
+    # -- job queue
+    @property
+    def jobs_stream(self) -> str:
+        return f"{self.prefix}:jobs:stream"
+
+    group = "workers"
+
+    @property
+    def jobs_index(self) -> str:
+        """Sorted set of job ids by creation time (for listing)."""
+        return f"{self.prefix}:jobs:index"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:{{job:{job_id}}}:record"
+
+    def job_events(self, job_id: str) -> str:
+        return f"{self.prefix}:{{job:{job_id}}}:events"
+
+    def job_checkpoint(self, job_id: str) -> str:
+        return f"{self.prefix}:{{job:{job_id}}}:checkpoint"
+
+    @property
+    def workers(self) -> str:
+        """Hash of worker id -> last heartbeat (unix seconds)."""
+        return f"{self.prefix}:workers"
+
+    # -- model registry
+    @property
+    def models(self) -> str:
+        return f"{self.prefix}:models"
+
+    def model_next_version(self, name: str) -> str:
+        return f"{self.prefix}:{{model:{name}}}:next"
+
+    def model_versions(self, name: str) -> str:
+        """Hash of version -> JSON summary (created_at, accuracies, job id)."""
+        return f"{self.prefix}:{{model:{name}}}:versions"
+
+    def model_aliases(self, name: str) -> str:
+        return f"{self.prefix}:{{model:{name}}}:aliases"
+
+    def model_by_job(self, name: str) -> str:
+        """Hash of job id -> version: makes publishing a retried job idempotent."""
+        return f"{self.prefix}:{{model:{name}}}:by-job"
+
+    def model_blob(self, name: str, version: int) -> str:
+        return f"{self.prefix}:{{model:{name}}}:blob:{version}"
+
+    @property
+    def registry_channel(self) -> str:
+        """Pub/sub channel announcing new versions and alias moves."""
+        return f"{self.prefix}:registry:events"
