@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mnist", default=os.environ.get("NNDL_MNIST_PATH", ""))
     ap.add_argument("--workdir", default="", help="logs and models (default: a temp folder)")
     args = ap.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the ExitStack stops what the demo started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="nndl-demo-")
     print("loading MNIST (downloaded and verified on first use) ...", flush=True)
