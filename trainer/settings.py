@@ -49,6 +49,10 @@ class TrainerSettings(RegistrySettings):
     worker_id: str = ""  # default: host-pid-random
     mnist_path: str = ""  # a local mnist.pkl.gz; default: the cache, then download
     cache_dir: str = ""  # default: $XDG_CACHE_HOME/nndl
+    mnist_mirrors: str = ""  # comma-separated: URLs of mnist.pkl.gz or of folders of IDX files
+
+    def mirror_list(self) -> list[str]:
+        return [m.strip() for m in self.mnist_mirrors.split(",") if m.strip()]
     claim_timeout_s: float = 60.0  # a pending job idle this long is taken by another worker
     max_attempts: int = 3
     metrics_port: int = 0  # 0: no metrics endpoint

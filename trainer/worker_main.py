@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(
         queue=JobQueue(client, s.keys(), record_ttl_s=s.record_ttl_s),
         registry=s.registry(client),
-        mnist=lambda: load_mnist(s.mnist_path or None, s.cache_dir or None),
+        mnist=lambda: load_mnist(s.mnist_path or None, s.cache_dir or None, s.mirror_list()),
         worker_id=s.resolved_worker_id(),
         claim_timeout_s=s.claim_timeout_s,
         max_attempts=s.max_attempts,
