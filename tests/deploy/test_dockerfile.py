@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
+from pathlib import Path
+
+import pytest
 
 from tests.deploy.stack import REPO, compose, mounts
 
@@ -68,3 +72,19 @@ def test_the_image_keeps_its_state_where_the_stack_mounts_volumes() -> None:
     assert trainer[env["NNDL_REGISTRY_DIR"]] == "models"
     # the non-root user must own the mount points so that fresh volumes are writable
     assert re.search(r"chown -R nndl:nndl /var/lib/nndl", text)
+
+
+@pytest.mark.parametrize("service", ["trainer", "trainer-gpu"])
+def test_the_install_line_passes_the_build_args_to_pip_intact(service: str, tmp_path: Path):
+    """Runs the Dockerfile's pip line in sh with pip swapped for printf: no word is split,
+    globbed or taken for a redirection."""
+    (run,) = [line for stage in _stages() for line in stage if "/bin/pip install" in line]
+    script = run.removeprefix("RUN ").replace("/opt/nndl/bin/pip install", "printf '%s\\n'")
+    build = compose()["services"][service]["build"]
+    args = build.get("args", {}) if isinstance(build, dict) else {}
+    env = {"EXTRAS": args.get("EXTRAS", ""), "EXTRA_PACKAGES": args.get("EXTRA_PACKAGES", "")}
+    done = subprocess.run(["sh", "-c", script], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=10, check=True)
+    expected = [f".{env['EXTRAS']}"] + ([env["EXTRA_PACKAGES"]] if env["EXTRA_PACKAGES"] else [])
+    assert done.stdout.splitlines() == expected
+    assert not list(tmp_path.iterdir())
