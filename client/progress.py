@@ -70,6 +70,8 @@ class ProgressView:
     def _event_line(event: pb.JobEvent) -> str:
         if event.kind == "queued":
             return "queued; waiting for a trainer worker"
+        if event.kind == "cancel_requested":
+            return "cancel requested; the job stops after its current epoch"
         if event.kind == "succeeded":
             return result_line(event.result)
         return event.kind + (f": {event.message}" if event.message else "")

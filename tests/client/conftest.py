@@ -19,6 +19,7 @@ import redis
 from PIL import Image
 
 from nndl.client import DigitsClient
+from nndl.server.settings import ServerSettings
 from nndl.trainer.data import Mnist
 from tests.conftest import SHARED_MNIST
 
@@ -30,13 +31,13 @@ class Live:
     address: str
     job_id: str  # a succeeded job that published "mnist" version 1
     mnist_path: str
+    settings: ServerSettings  # of the server, for tests that reach behind it
 
 
 @pytest.fixture(scope="module")
 def live(redis_url: str, mnist: Mnist, tmp_path_factory: pytest.TempPathFactory,
          ) -> Iterator[Live]:
     from nndl.server.app import build
-    from nndl.server.settings import ServerSettings
     from nndl.trainer.queue import JobQueue
     from nndl.trainer.worker import Worker
 
@@ -58,7 +59,7 @@ def live(redis_url: str, mnist: Mnist, tmp_path_factory: pytest.TempPathFactory,
             final = c.wait(job.id, timeout=120)
             assert final.result.version == 1, final.error
         yield Live(address, job.id,
-                   os.environ.get("NNDL_MNIST_PATH") or str(SHARED_MNIST))
+                   os.environ.get("NNDL_MNIST_PATH") or str(SHARED_MNIST), settings)
     finally:
         worker.stopping.set()
         thread.join(timeout=60)
