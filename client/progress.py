@@ -50,7 +50,9 @@ class ProgressView:
             self._open_line = False
 
     def _write(self, line: str, rewrite: bool) -> None:
-        if self.tty:
+        if self.tty and self._open_line and not rewrite:
+            self.out.write("\n")  # the last bar stays on screen above the event
+        elif self.tty:
             self.out.write("\r\033[K")
         self.out.write(line if rewrite else line + "\n")
         self._open_line = rewrite
