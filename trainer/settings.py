@@ -46,14 +46,17 @@ class RegistrySettings:
 
 @dataclass(frozen=True)
 class TrainerSettings(RegistrySettings):
+    """The worker daemon. The heartbeat refreshes a claim every claim_timeout_s / 4."""
+
     worker_id: str = ""  # default: host-pid-random
     mnist_path: str = ""  # a local mnist.pkl.gz; default: the cache, then download
     cache_dir: str = ""  # default: $XDG_CACHE_HOME/nndl
-    claim_timeout_s: float = 60.0  # a pending job idle this long is taken by another worker
-    max_attempts: int = 3
+    claim_timeout_s: float = 60.0  # a held job idle this long is taken by another worker
+    max_attempts: int = 3  # attempts that end without a result before the job fails
     metrics_port: int = 0  # 0: no metrics endpoint
-    block_ms: int = 2000
-    record_ttl_s: int = 7 * 86400  # finished job records expire after this
+    block_ms: int = 2000  # how long an idle worker waits on the stream per poll
+    reconnect_max_s: float = 10.0  # the longest wait between tries to reach Redis
+    record_ttl_s: int = 7 * 86400  # finished job records and their events expire after this
     log_level: str = "INFO"
 
     def resolved_worker_id(self) -> str:
