@@ -165,7 +165,13 @@ class Worker:
         return self._mnist
 
     def run(self) -> None:
-        """Works until `stopping` is set; survives Redis outages with backoff."""
+        """Works until `stopping` is set; survives Redis outages with backoff.
+
+        The data is loaded first, before any claim: loading holds the GIL for up to
+        a second at a time, and under a claim that would starve the heartbeat.
+        A worker that cannot load it stops here rather than fail every job it takes.
+        """
+        self.mnist()
         backoff = 0.1
         while not self.stopping.is_set():
             try:

@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import start_http_server
 
 from nndl.trainer.data import load_mnist
+from nndl.trainer.errors import NndlError
 from nndl.trainer.metrics import TrainerMetrics
 from nndl.trainer.queue import JobQueue
 from nndl.trainer.settings import TrainerSettings, from_env_and_args
@@ -83,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
                                       "prefix": s.prefix,
                                       "claim_timeout_s": s.claim_timeout_s,
                                       "metrics_port": s.metrics_port})
-    worker.run()
+    try:
+        worker.run()
+    except NndlError as e:  # no data: nothing this worker could train
+        log.error("worker cannot work", extra={"error": str(e), "code": e.code})
+        return 1
     log.info("worker stopped", extra={"uptime_s": round(time.monotonic() - started, 1)})
     return 0
 
