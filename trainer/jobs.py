@@ -8,6 +8,8 @@ from enum import StrEnum
 
 
 class JobState(StrEnum):
+    """queued -> running -> succeeded | failed | cancelled; running -> queued on a hand-back."""
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -16,6 +18,7 @@ class JobState(StrEnum):
 
     @property
     def final(self) -> bool:
+        """A final state never changes again."""
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
@@ -28,7 +31,8 @@ class JobRecord:
     spec: dict
     created_at: float
     preset: str = ""
-    attempts: int = 0
+    attempts: int = 0  # times a worker started it
+    handbacks: int = 0  # attempts a stopping worker gave back: they are not failures
     worker: str = ""
     started_at: float = 0.0
     finished_at: float = 0.0
@@ -52,7 +56,8 @@ class JobRecord:
         return cls(
             id=g["id"], state=JobState(g["state"]), spec=json.loads(g["spec"]),
             created_at=float(g["created_at"]), preset=g.get("preset", ""),
-            attempts=int(g.get("attempts", 0)), worker=g.get("worker", ""),
+            attempts=int(g.get("attempts", 0)), handbacks=int(g.get("handbacks", 0)),
+            worker=g.get("worker", ""),
             started_at=float(g.get("started_at", 0) or 0),
             finished_at=float(g.get("finished_at", 0) or 0),
             progress=json.loads(g.get("progress") or "{}"),

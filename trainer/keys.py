@@ -18,9 +18,10 @@ class Keys:
     # -- job queue
     @property
     def jobs_stream(self) -> str:
+        """Stream of {job: ID} entries; an entry lives until its job ends (then XDEL)."""
         return f"{self.prefix}:jobs:stream"
 
-    group = "workers"
+    group = "workers"  # the consumer group every worker reads the stream through
 
     @property
     def jobs_index(self) -> str:
@@ -28,18 +29,16 @@ class Keys:
         return f"{self.prefix}:jobs:index"
 
     def job(self, job_id: str) -> str:
+        """Hash: the JobRecord; expires record_ttl_s after the job ends."""
         return f"{self.prefix}:{{job:{job_id}}}:record"
 
     def job_events(self, job_id: str) -> str:
+        """Stream of the job's events, which WatchJob follows; expires with the record."""
         return f"{self.prefix}:{{job:{job_id}}}:events"
 
     def job_checkpoint(self, job_id: str) -> str:
+        """String: the last epoch's checkpoint; deleted when the job ends."""
         return f"{self.prefix}:{{job:{job_id}}}:checkpoint"
-
-    @property
-    def workers(self) -> str:
-        """Hash of worker id -> last heartbeat (unix seconds)."""
-        return f"{self.prefix}:workers"
 
     # -- model registry
     @property

@@ -46,12 +46,26 @@ class LocalRedis:
             )
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="nndl-redis-")
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-                "--save", "", "--appendonly", "yes" if persist else "no"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+                     "--save", "", "--appendonly", "yes" if persist else "no"]
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        """Starts the server (again, after `shutdown`: same port, same data folder)."""
+        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
         self._wait_ready()
+
+    def shutdown(self) -> None:
+        """Stops the server but keeps its folder: with persist, `start` finds the data."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def _wait_ready(self, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -67,13 +81,7 @@ class LocalRedis:
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.shutdown()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> LocalRedis:

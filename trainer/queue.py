@@ -1,9 +1,15 @@
 """The job queue: a Redis stream with a consumer group, job records and event streams.
 
 At-least-once: a worker acknowledges a stream entry only after the job reached a
-final state, so an entry held by a worker that died is still pending and another
-worker claims it once it has been idle longer than the claim timeout. A live worker
-keeps its claim fresh (`refresh`), so a long job is never taken from it.
+final state (for a success: after its version was published), so an entry held by
+a worker that died is still pending, and another worker claims it once it has been
+idle longer than the claim timeout. A live worker keeps its claim fresh (`refresh`),
+so a long job is never taken from it.
+
+Every change of a job's state is one Lua script over the job's record and its event
+stream (both in the `{job:ID}` hash slot), so the state and the events never
+disagree, and a final state is never overwritten: the first final state wins. The
+stream entry is handled apart (another slot), always after the record.
 """
 
 from __future__ import annotations
@@ -16,16 +22,102 @@ from dataclasses import dataclass
 
 import redis
 
-from nndl.trainer.errors import NotFoundError
+from nndl.trainer.errors import NotFoundError, OverloadedError
 from nndl.trainer.jobs import JobRecord, JobState
 from nndl.trainer.keys import Keys
 from nndl.trainer.spec import JobSpec
 
 EVENTS_MAXLEN = 10_000
+DEFAULT_RECORD_TTL_S = 7 * 86400
+DEFAULT_MAX_WAITING = 10_000
+
+_FINAL = "local FINAL = {succeeded=true, failed=true, cancelled=true}\n"
+
+# KEYS: record, events, checkpoint. ARGV: fields JSON, event JSON, maxlen, ttl.
+_FINISH_BODY = """
+local function finish()
+  local fields = cjson.decode(ARGV[1])
+  for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  redis.call('DEL', KEYS[3])
+end
+"""
+
+# Returns 1 when the job ended now, 0 when it had ended before, -1 when unknown.
+_FINISH = _FINAL + _FINISH_BODY + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if FINAL[state] then return 0 end
+finish()
+return 1
+"""
+
+# A queued job is cancelled at once (1); a running one is flagged for its worker (2).
+# ARGV[5]: the cancel_requested event JSON.
+_CANCEL = _FINAL + _FINISH_BODY + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if FINAL[state] then return 0 end
+if state == 'queued' then finish() return 1 end
+redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+local ev = cjson.decode(ARGV[5])
+ev['state'] = state
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', cjson.encode(ev))
+return 2
+"""
+
+# KEYS: record, events. ARGV: worker, now, event JSON, maxlen. Returns the attempt
+# number, or 0 when the job has ended (or expired) and must not run.
+_START = _FINAL + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if (not state) or FINAL[state] then return 0 end
+local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[1])
+if tonumber(redis.call('HGET', KEYS[1], 'started_at') or '0') == 0 then
+  redis.call('HSET', KEYS[1], 'started_at', ARGV[2])
+end
+local ev = cjson.decode(ARGV[3])
+ev['attempt'] = n
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', cjson.encode(ev))
+return n
+"""
+
+# KEYS: record, events. ARGV: worker, event JSON, maxlen. Only the job's own worker
+# hands it back; 1 when it did.
+_REQUEUE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'worker', '')
+redis.call('HINCRBY', KEYS[1], 'handbacks', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[2])
+return 1
+"""
+
+# KEYS: stream. ARGV: group, entry id, consumer. Only while the entry is still this
+# consumer's: a plain XCLAIM would take back a job another worker has since claimed.
+_OWNED = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+"""
+_REFRESH = _OWNED + """
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+return 1
+"""
+# ARGV[4]: job id. The entry is replaced by a new one, which any worker reads at once.
+_HAND_BACK = _OWNED + """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[1], '*', 'job', ARGV[4])
+return 1
+"""
 
 
 @dataclass(frozen=True)
 class Claim:
+    """A stream entry this worker holds: the job is its until it acks or hands it back."""
+
     entry_id: str
     job_id: str
 
@@ -34,9 +126,30 @@ def _text(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
+def _event(kind: str, state: JobState, **data) -> str:
+    return json.dumps({"kind": kind, "time": time.time(), "state": state.value, **data})
+
+
 class JobQueue:
-    def __init__(self, client: redis.Redis, keys: Keys, record_ttl_s: int = 7 * 86400) -> None:
-        self.client, self.keys, self.record_ttl_s = client, keys, record_ttl_s
+    """Submitting, watching and cancelling jobs (the server) and taking them (workers).
+
+    >>> q = JobQueue(redis.Redis(), Keys("nndl"))  # doctest: +SKIP
+    >>> job = q.submit(JobSpec(epochs=1))  # doctest: +SKIP
+    >>> [e["kind"] for e in q.events(job.id, from_start=True)]  # doctest: +SKIP
+    ['queued', 'started', 'epoch', 'succeeded']
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys,
+                 record_ttl_s: int = DEFAULT_RECORD_TTL_S,
+                 max_waiting: int = DEFAULT_MAX_WAITING) -> None:
+        self.client, self.keys = client, keys
+        self.record_ttl_s, self.max_waiting = record_ttl_s, max_waiting
+        self._finish = client.register_script(_FINISH)
+        self._cancel = client.register_script(_CANCEL)
+        self._start = client.register_script(_START)
+        self._requeue = client.register_script(_REQUEUE)
+        self._refresh = client.register_script(_REFRESH)
+        self._hand_back = client.register_script(_HAND_BACK)
 
     def ensure_group(self) -> None:
         try:
@@ -49,15 +162,22 @@ class JobQueue:
     # -- the submitting side
 
     def submit(self, spec: JobSpec) -> JobRecord:
+        """Queues a validated spec; OverloadedError when too many jobs wait already."""
+        waiting, _ = self.depth()
+        if waiting >= self.max_waiting:
+            raise OverloadedError(
+                f"{waiting} jobs are waiting for a worker (the limit is {self.max_waiting}); "
+                "try again later")
         job = JobRecord(id=uuid.uuid4().hex[:16], state=JobState.QUEUED, spec=spec.to_dict(),
                         created_at=time.time(), preset=spec.preset)
         self.ensure_group()
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=True)  # record and events: one slot
         pipe.hset(self.keys.job(job.id), mapping=job.to_hash())
-        pipe.zadd(self.keys.jobs_index, {job.id: job.created_at})
+        pipe.xadd(self.keys.job_events(job.id), {"event": _event("queued", JobState.QUEUED)},
+                  maxlen=EVENTS_MAXLEN, approximate=True)
         pipe.execute()
-        self.emit(job.id, "queued", state=JobState.QUEUED)
-        self.client.xadd(self.keys.jobs_stream, {"job": job.id})
+        self.client.zadd(self.keys.jobs_index, {job.id: job.created_at})
+        self.client.xadd(self.keys.jobs_stream, {"job": job.id})  # last: workers see it now
         return job
 
     def get(self, job_id: str) -> JobRecord:
@@ -79,60 +199,76 @@ class JobQueue:
 
     def cancel(self, job_id: str) -> JobRecord:
         """Queued jobs are cancelled at once; a running one at the end of its epoch."""
-        job = self.get(job_id)
-        if job.state.final:
-            return job
-        if job.state == JobState.QUEUED:
-            self.finish(job_id, JobState.CANCELLED, error="cancelled before it started")
-        else:
-            self.client.hset(self.keys.job(job_id), "cancel_requested", "1")
-            self.emit(job_id, "cancel_requested", state=job.state)
+        k = self.keys
+        done = self._cancel(
+            keys=[k.job(job_id), k.job_events(job_id), k.job_checkpoint(job_id)],
+            args=[*self._final_args(JobState.CANCELLED, {}, "cancelled before it started"),
+                  json.dumps({"kind": "cancel_requested", "time": time.time()})])
+        if done == -1:
+            raise NotFoundError(f"there is no job {job_id!r}")
         return self.get(job_id)
 
     # -- events
 
-    def emit(self, job_id: str, kind: str, state: JobState, **data) -> None:
-        event = {"kind": kind, "time": time.time(), "state": state.value, **data}
-        self.client.xadd(self.keys.job_events(job_id), {"event": json.dumps(event)},
-                         maxlen=EVENTS_MAXLEN, approximate=True)
+    def events(self, job_id: str, from_start: bool = False,
+               block_ms: int = 1000) -> Iterator[dict]:
+        """The job's events as they happen (and those before, with from_start).
 
-    def events(self, job_id: str, from_start: bool = False, block_ms: int = 1000,
-               stop_after_final: bool = True) -> Iterator[dict]:
-        """Yields the job's events as they happen (and those before, with from_start)."""
-        self.get(job_id)  # NotFoundError for an unknown job
+        The starting point is fixed by this call, not by the first `next()`; the
+        iterator ends after the final event, or at once for an ended job watched from now.
+        """
+        self.get(job_id)  # NotFoundError for an unknown job, here rather than later
         key = self.keys.job_events(job_id)
-        last = "0-0" if from_start else "$"
-        if last == "$":  # read the current last id so that nothing between calls is lost
-            info = self.client.xrevrange(key, count=1)
-            last = _text(info[0][0]) if info else "0-0"
+        last = "0-0"
+        if not from_start:
+            newest = self.client.xrevrange(key, count=1)
+            last = _text(newest[0][0]) if newest else "0-0"
+        return self._follow(job_id, key, last, block_ms)
+
+    def _follow(self, job_id: str, key: str, last: str, block_ms: int) -> Iterator[dict]:
         while True:
             for _, entries in self.client.xread({key: last}, block=block_ms, count=100) or []:
                 for entry_id, fields in entries:
                     last = _text(entry_id)
-                    event = json.loads(fields[b"event"] if b"event" in fields else fields["event"])
+                    event = json.loads(fields[b"event"])
                     yield event
-                    if stop_after_final and JobState(event["state"]).final:
+                    if JobState(event["state"]).final:
                         return
-            if not stop_after_final:
-                return
             if self.get(job_id).state.final and not self._has_after(key, last):
                 return
+
+    def history(self, job_id: str) -> list[dict]:
+        """Every event of the job so far, without waiting."""
+        entries = self.client.xrange(self.keys.job_events(job_id))
+        return [json.loads(fields[b"event"]) for _, fields in entries]
 
     def _has_after(self, key: str, last: str) -> bool:
         return bool(self.client.xrange(key, min=f"({last}", count=1))
 
-    # -- the worker side
+    # -- the worker side: the stream entry
 
     def claim(self, consumer: str, claim_timeout_s: float, block_ms: int) -> Claim | None:
         """A job whose worker died (idle past the timeout) first, else a new one."""
-        self.ensure_group()
+        try:
+            return self._claim(consumer, int(claim_timeout_s * 1000), block_ms)
+        except redis.ResponseError as e:
+            if "NOGROUP" not in str(e):
+                raise
+            self.ensure_group()  # a first start, or a Redis that lost its data
+            return self._claim(consumer, int(claim_timeout_s * 1000), block_ms)
+
+    def _claim(self, consumer: str, idle_ms: int, block_ms: int) -> Claim | None:
         k = self.keys
-        _, claimed, _ = self.client.xautoclaim(
-            k.jobs_stream, k.group, consumer, min_idle_time=int(claim_timeout_s * 1000),
-            start_id="0-0", count=1)
-        if claimed:
-            entry_id, fields = claimed[0]
-            return Claim(_text(entry_id), _text(fields[b"job"]))
+        # XPENDING IDLE searches the whole pending list; XCLAIM with the same minimum
+        # idle time then takes the entry only if no other worker took it in between.
+        stale = self.client.xpending_range(k.jobs_stream, k.group, min="-", max="+",
+                                           count=1, idle=idle_ms)
+        if stale:
+            got = self.client.xclaim(k.jobs_stream, k.group, consumer, idle_ms,
+                                     [stale[0]["message_id"]])
+            for entry_id, fields in got:
+                if fields:  # an entry deleted meanwhile comes back empty
+                    return Claim(_text(entry_id), _text(fields[b"job"]))
         got = self.client.xreadgroup(k.group, consumer, {k.jobs_stream: ">"}, count=1,
                                      block=block_ms)
         for _, entries in got or []:
@@ -140,51 +276,70 @@ class JobQueue:
                 return Claim(_text(entry_id), _text(fields[b"job"]))
         return None
 
-    def refresh(self, claim: Claim, consumer: str) -> None:
-        """Resets the entry's idle time so no other worker takes a job this one still runs."""
-        self.client.xclaim(self.keys.jobs_stream, self.keys.group, consumer, 0,
-                           [claim.entry_id], justid=True)
+    def refresh(self, claim: Claim, consumer: str) -> bool:
+        """Resets the entry's idle time so no other worker takes a job this one still runs.
+
+        False when the entry is no longer this consumer's (another worker claimed it
+        while this one could not reach Redis): the job is not this worker's any more.
+        """
+        k = self.keys
+        return bool(self._refresh(keys=[k.jobs_stream], args=[k.group, claim.entry_id, consumer]))
 
     def ack(self, claim: Claim) -> None:
-        self.client.xack(self.keys.jobs_stream, self.keys.group, claim.entry_id)
-        self.client.xdel(self.keys.jobs_stream, claim.entry_id)
-
-    def start(self, job_id: str, worker: str) -> JobRecord:
-        key = self.keys.job(job_id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.hincrby(key, "attempts", 1)
-        pipe.hset(key, mapping={"state": JobState.RUNNING.value, "worker": worker,
-                                "started_at": str(time.time())})
+        pipe.xack(self.keys.jobs_stream, self.keys.group, claim.entry_id)
+        pipe.xdel(self.keys.jobs_stream, claim.entry_id)
         pipe.execute()
-        job = self.get(job_id)
-        self.emit(job_id, "started", state=JobState.RUNNING, worker=worker,
-                  attempt=job.attempts)
-        return job
+
+    # -- the worker side: the job record
+
+    def start(self, job_id: str, worker: str, resumed_from: int = 0) -> int:
+        """Marks the job running on `worker`; its attempt number, or 0 if it has ended."""
+        message = f"attempt on {worker}" + (
+            f", resumed after epoch {resumed_from}" if resumed_from else "")
+        return int(self._start(
+            keys=[self.keys.job(job_id), self.keys.job_events(job_id)],
+            args=[worker, str(time.time()),
+                  _event("started", JobState.RUNNING, worker=worker, message=message,
+                         resumed_from_epoch=resumed_from), EVENTS_MAXLEN]))
 
     def progress(self, job_id: str, progress: dict) -> None:
-        self.client.hset(self.keys.job(job_id), "progress", json.dumps(progress))
-        self.emit(job_id, "epoch", state=JobState.RUNNING, progress=progress)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.job(job_id), "progress", json.dumps(progress))
+        pipe.xadd(self.keys.job_events(job_id),
+                  {"event": _event("epoch", JobState.RUNNING, progress=progress)},
+                  maxlen=EVENTS_MAXLEN, approximate=True)
+        pipe.execute()
 
-    def requeue(self, job_id: str, reason: str) -> None:
-        """Marks a job handed back; its stream entry stays pending for another worker."""
-        self.client.hset(self.keys.job(job_id), mapping={"state": JobState.QUEUED.value,
-                                                         "worker": ""})
-        self.emit(job_id, "requeued", state=JobState.QUEUED, message=reason)
+    def control(self, job_id: str) -> tuple[JobState | None, str, bool]:
+        """(state, worker, cancel requested) in one read; state None once the record is gone."""
+        state, worker, cancel = self.client.hmget(
+            self.keys.job(job_id), ["state", "worker", "cancel_requested"])
+        return (JobState(_text(state)) if state else None, _text(worker or b""), bool(cancel))
+
+    def hand_back(self, claim: Claim, worker: str, reason: str) -> bool:
+        """Puts a running job back in the queue at once, for any worker; False if not ours."""
+        k = self.keys
+        if not self._requeue(keys=[k.job(claim.job_id), k.job_events(claim.job_id)],
+                             args=[worker, _event("requeued", JobState.QUEUED, message=reason),
+                                   EVENTS_MAXLEN]):
+            return False
+        return bool(self._hand_back(keys=[k.jobs_stream],
+                                    args=[k.group, claim.entry_id, worker, claim.job_id]))
 
     def finish(self, job_id: str, state: JobState, result: dict | None = None,
-               error: str = "") -> None:
-        key = self.keys.job(job_id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping={"state": state.value, "finished_at": str(time.time()),
-                                "result": json.dumps(result or {}), "error": error})
-        pipe.expire(key, self.record_ttl_s)
-        pipe.expire(self.keys.job_events(job_id), self.record_ttl_s)
-        pipe.delete(self.keys.job_checkpoint(job_id))
-        pipe.execute()
-        self.emit(job_id, state.value, state=state, result=result or {}, message=error)
+               error: str = "") -> bool:
+        """Ends the job; False when it had ended already (the first final state wins)."""
+        k = self.keys
+        done = self._finish(keys=[k.job(job_id), k.job_events(job_id), k.job_checkpoint(job_id)],
+                            args=self._final_args(state, result or {}, error))
+        return done == 1
 
-    def cancel_requested(self, job_id: str) -> bool:
-        return bool(self.client.hget(self.keys.job(job_id), "cancel_requested"))
+    def _final_args(self, state: JobState, result: dict, error: str) -> list:
+        fields = {"state": state.value, "finished_at": str(time.time()),
+                  "result": json.dumps(result), "error": error}
+        return [json.dumps(fields), _event(state.value, state, result=result, message=error),
+                EVENTS_MAXLEN, self.record_ttl_s]
 
     # -- checkpoints
 
@@ -195,13 +350,16 @@ class JobQueue:
         return self.client.get(self.keys.job_checkpoint(job_id))
 
     def depth(self) -> tuple[int, int]:
-        """(entries waiting for a worker, entries held by workers)."""
+        """(entries waiting for a worker, entries held by workers).
+
+        Acked entries are deleted, so the stream holds exactly the waiting and the held.
+        """
         k = self.keys
-        try:
-            groups = self.client.xinfo_groups(k.jobs_stream)
-        except redis.ResponseError:
-            return 0, 0
-        for g in groups:
-            if _text(g["name"]) == k.group:
-                return int(g.get("lag") or 0), int(g["pending"])
-        return 0, 0
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xlen(k.jobs_stream)
+        pipe.xpending(k.jobs_stream, k.group)
+        length, pending = pipe.execute(raise_on_error=False)
+        if isinstance(length, Exception):
+            raise length
+        held = 0 if isinstance(pending, redis.ResponseError) else int(pending["pending"])
+        return max(0, int(length) - held), held

@@ -46,22 +46,25 @@ class RegistrySettings:
 
 @dataclass(frozen=True)
 class TrainerSettings(RegistrySettings):
+    """The worker daemon. The heartbeat refreshes a claim every claim_timeout_s / 4."""
+
     worker_id: str = ""  # default: host-pid-random
     mnist_path: str = ""  # a local mnist.pkl.gz; default: the cache, then download
     cache_dir: str = ""  # default: $XDG_CACHE_HOME/nndl
     mnist_mirrors: str = ""  # comma-separated: URLs of mnist.pkl.gz or of folders of IDX files
-
-    def mirror_list(self) -> list[str]:
-        return [m.strip() for m in self.mnist_mirrors.split(",") if m.strip()]
-    claim_timeout_s: float = 60.0  # a pending job idle this long is taken by another worker
-    max_attempts: int = 3
+    claim_timeout_s: float = 60.0  # a held job idle this long is taken by another worker
+    max_attempts: int = 3  # attempts that end without a result before the job fails
     metrics_port: int = 0  # 0: no metrics endpoint
-    block_ms: int = 2000
-    record_ttl_s: int = 7 * 86400  # finished job records expire after this
+    block_ms: int = 2000  # how long an idle worker waits on the stream per poll
+    reconnect_max_s: float = 10.0  # the longest wait between tries to reach Redis
+    record_ttl_s: int = 7 * 86400  # finished job records and their events expire after this
     log_level: str = "INFO"
 
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+    def mirror_list(self) -> list[str]:
+        return [m.strip() for m in self.mnist_mirrors.split(",") if m.strip()]
 
 
 def from_env_and_args(cls, argv: list[str] | None, description: str):
