@@ -105,7 +105,7 @@ def _fsync_dir(path: Path) -> None:
 def _check_size(size: int, name: str, version: int) -> None:
     """Refuses an oversized document before reading it into memory."""
     if size > model_format.MAX_DOCUMENT_BYTES:
-        raise ModelFormatError(f"{name} version {version}: {size} bytes is over the "
+        raise ModelFormatError(f"model {name} version {version}: {size} bytes is over the "
                                f"{model_format.MAX_DOCUMENT_BYTES} byte limit")
 
 
