@@ -302,7 +302,7 @@ def _check_shapes(config: dict, params: Params, where: str) -> None:
     try:
         fresh = Network.from_config(config, params)
         fresh.init_params(seed=0)
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as e:
         raise ModelFormatError(f"{where}.config: {e}") from e
     for i, (want, got) in enumerate(zip(fresh.parameters(), params, strict=True)):
         if set(want) != set(got):
@@ -317,7 +317,7 @@ def _check_shapes(config: dict, params: Params, where: str) -> None:
                 )
     try:
         out = fresh.feedforward(np.zeros((1, 784), dtype=np.float32))
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, IndexError, ArithmeticError) as e:
         raise ModelFormatError(f"{where}: the layers do not fit together ({e})") from e
     if out.shape != (1, 10):
         raise ModelFormatError(f"{where}: the network gives {out.shape[1:]} outputs, not 10")

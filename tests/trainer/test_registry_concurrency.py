@@ -17,7 +17,13 @@ from nndl.trainer.nn.network import Network
 from nndl.trainer.registry import DirectoryStore, RedisStore, Registry
 
 PROCESSES = 8
-FORK = mp.get_context("fork")  # the children need this module's functions, not a fresh import
+# fork, not spawn: eight spawned children would each import numpy again (seconds on a
+# shared 2-core machine). The children open their own Redis connections and take no lock
+# an earlier test's thread could hold, so Python 3.12's warning about forking a process
+# with threads does not apply here.
+FORK = mp.get_context("fork")
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:This process .* is multi-threaded, use of fork\(\):DeprecationWarning")
 
 
 def _registry(store: str, redis_url: str, prefix: str, root: str) -> Registry:
