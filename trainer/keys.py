@@ -43,23 +43,30 @@ class Keys:
     # -- model registry
     @property
     def models(self) -> str:
+        """Set of model names; outside every model's hash slot, so updated on its own."""
         return f"{self.prefix}:models"
 
     def model_next_version(self, name: str) -> str:
+        """Counter INCRed to allocate version numbers; a number is never given twice."""
         return f"{self.prefix}:{{model:{name}}}:next"
 
     def model_versions(self, name: str) -> str:
-        """Hash of version -> JSON summary (created_at, accuracies, job id)."""
+        """Hash of version -> JSON summary; a version is visible once it is here."""
         return f"{self.prefix}:{{model:{name}}}:versions"
 
     def model_aliases(self, name: str) -> str:
+        """Hash of alias -> version; WATCHed while a promotion compares accuracies."""
         return f"{self.prefix}:{{model:{name}}}:aliases"
 
     def model_by_job(self, name: str) -> str:
-        """Hash of job id -> version: makes publishing a retried job idempotent."""
+        """Hash of job id -> version, reserved before the document is written.
+
+        Makes publishing a retried job idempotent: every attempt fills the same number.
+        """
         return f"{self.prefix}:{{model:{name}}}:by-job"
 
     def model_blob(self, name: str, version: int) -> str:
+        """A document in the Redis store, written once with SET NX."""
         return f"{self.prefix}:{{model:{name}}}:blob:{version}"
 
     @property
