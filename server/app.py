@@ -42,6 +42,7 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
         self.cache.stop()
+        self.cache.registry.client.close()
 
 
 def _credentials(s: ServerSettings) -> grpc.ServerCredentials | None:

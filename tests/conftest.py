@@ -25,7 +25,8 @@ SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist.pkl.gz"
 
 def _reachable(url: str) -> bool:
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+        with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
+            return bool(client.ping())
     except redis.RedisError:
         return False
 
@@ -47,15 +48,16 @@ def redis_url() -> Iterator[str]:
 def prefix(redis_url: str) -> Iterator[str]:
     p = f"nndl-test-{uuid.uuid4().hex[:10]}"
     yield p
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{p}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    with redis.Redis.from_url(redis_url) as client:
+        keys = list(client.scan_iter(match=f"{p}:*", count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture
-def rclient(redis_url: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_url)
+def rclient(redis_url: str) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(redis_url) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
@@ -100,3 +102,4 @@ def worker(settings, mnist):
     yield w
     w.stopping.set()
     thread.join(timeout=60)
+    client.close()

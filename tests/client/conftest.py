@@ -64,10 +64,11 @@ def live(redis_url: str, mnist: Mnist, tmp_path_factory: pytest.TempPathFactory,
         worker.stopping.set()
         thread.join(timeout=60)
         running.stop(1.0)
-        r = redis.Redis.from_url(redis_url)
-        keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            r.delete(*keys)
+        client.close()
+        with redis.Redis.from_url(redis_url) as r:
+            keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                r.delete(*keys)
 
 
 @pytest.fixture(scope="module")
