@@ -61,3 +61,9 @@ class UnauthenticatedError(NndlError):
     """A call that needs the bearer token came without the right one."""
 
     code = "unauthenticated"
+
+
+class RegistryConflictError(NndlError):
+    """The registry's Redis index and its document store disagree; an operator must look."""
+
+    code = "failed_precondition"

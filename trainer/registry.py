@@ -26,8 +26,8 @@ from nndl.trainer import model_format
 from nndl.trainer.errors import (
     InvalidArgumentError,
     ModelFormatError,
-    NndlError,
     NotFoundError,
+    RegistryConflictError,
 )
 from nndl.trainer.keys import Keys
 
@@ -223,7 +223,7 @@ class Registry:
         """The summary of a document another attempt of this job already wrote."""
         stored = self.load(name, version)
         if not job_id or stored.lineage.get("job_id") != job_id:
-            raise NndlError(
+            raise RegistryConflictError(
                 f"model {name} version {version} already has a document from another "
                 "publisher; the Redis index and the store disagree (was Redis reset while "
                 "the store kept its files?)") from cause
