@@ -387,6 +387,16 @@ def cmd_models_promote(args: Args) -> int:
     return EXIT_OK
 
 
+def cmd_models_unalias(args: Args) -> int:
+    with _client(args) as c:
+        m = c.delete_alias(args.name, args.alias)
+    if args.json:
+        _print_json(model_dict(m))
+    else:
+        print(f"{args.name}@{args.alias} removed")
+    return EXIT_OK
+
+
 def cmd_models_import(args: Args) -> int:
     if not Path(args.file).is_file():
         raise BadInput(f"{args.file} is not a file; give the JSON that network2.py's "
@@ -532,8 +542,8 @@ def parser() -> argparse.ArgumentParser:
                             ("cancel", cmd_jobs_cancel, "stop a job after its current epoch")):
         _command(jsub, name, run, text).add_argument("id", metavar="JOB_ID")
 
-    models = sub.add_parser("models", help="list, show, promote or import models",
-                            description="list, show, promote or import models")
+    models = sub.add_parser("models", help="list, show, promote, unalias or import models",
+                            description="list, show, promote, unalias or import models")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     _command(msub, "list", cmd_models_list, "every model with its versions and aliases")
     _command(msub, "show", cmd_models_show, "a model's versions and how one was made",
@@ -542,6 +552,10 @@ def parser() -> argparse.ArgumentParser:
                   epilog="example:\n  nndl models promote mnist@3 production")
     pr.add_argument("ref", metavar="MODEL", help="NAME@VERSION (or NAME, NAME@ALIAS)")
     pr.add_argument("alias", metavar="ALIAS")
+    un = _command(msub, "unalias", cmd_models_unalias, "remove an alias",
+                  epilog="example:\n  nndl models unalias mnist staging")
+    un.add_argument("name", metavar="NAME")
+    un.add_argument("alias", metavar="ALIAS")
     im = _command(msub, "import", cmd_models_import,
                   "publish a network saved by the book's network2.py",
                   epilog="example:\n  nndl models import book-net network2-save.json")

@@ -245,6 +245,16 @@ def test_models_list_show_and_promote(capsys, live) -> None:
     assert code == EXIT_REFUSED and "nndl models list" in one_line(err)
 
 
+def test_models_unalias(capsys, live) -> None:
+    run(capsys, live, "models", "promote", "mnist@1", "staging")
+    code, out, _ = run(capsys, live, "models", "unalias", "mnist", "staging")
+    assert code == EXIT_OK and out.strip() == "mnist@staging removed"
+    code, out, _ = run(capsys, live, "models", "list", "--json")
+    assert "staging" not in next(m for m in json.loads(out) if m["name"] == "mnist")["aliases"]
+    code, _, err = run(capsys, live, "models", "unalias", "mnist", "staging")
+    assert code == EXIT_REFUSED and "no alias 'staging'" in one_line(err)
+
+
 def test_models_import_a_book_network(capsys, live, tmp_path) -> None:
     rng = np.random.default_rng(0)
     book = {"sizes": [784, 10, 10], "cost": "CrossEntropyCost",
