@@ -100,7 +100,11 @@ class ModelCache:
         target = self.registry.resolve(key)
         model = self._load(target)
         with self._swap_lock:
-            self._refs = {**self._refs, key: target}
+            followed = key in self._refs
+            if not followed:  # once followed, only refresh() moves it: never backwards
+                self._refs = {**self._refs, key: target}
+        if followed:
+            self._forget_unused()
         return model
 
     def _get_pinned(self, target: Target) -> LoadedModel:
@@ -145,9 +149,9 @@ class ModelCache:
                 log.error("model %s version %s failed to load: %s", name, version, e)
                 raise ModelUnavailableError(
                     f"model {name} version {version} failed to load: {e}") from e
+            self.on_load(name, version, True)  # counted before any request can use it
             with self._swap_lock:
                 self._versions = {**self._versions, target: model}
-            self.on_load(name, version, True)
             log.info("loaded model %s version %d", name, version)
             return model
 
