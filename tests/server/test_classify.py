@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from nndl.server.app import build
 from nndl.v1 import nndl_pb2 as pb
+from nndl.v1 import nndl_pb2_grpc as rpc
 from tests.server.conftest import expected, publish
 
 
@@ -131,3 +135,25 @@ def test_health_per_service_and_reflection(channel) -> None:
     names = {s.name for s in answer.list_services_response.service}
     assert {"nndl.v1.Classifier", "nndl.v1.Models", "nndl.v1.Training",
             "grpc.health.v1.Health"} <= names
+
+
+def test_message_and_batch_limits_are_configurable(settings, registry) -> None:
+    publish(registry, "refs", seed=1)
+    running = build(dataclasses.replace(settings, max_message_bytes=100_000,
+                                        max_batch_images=50))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = rpc.ClassifierStub(channel)
+            for count, code in ((200, grpc.StatusCode.RESOURCE_EXHAUSTED),  # 157 kB message
+                                (60, grpc.StatusCode.INVALID_ARGUMENT),  # over 50 images
+                                (50, grpc.StatusCode.OK)):
+                request = pb.ClassifyBatchRequest(model="refs", packed=pb.PackedImages(
+                    format=pb.PIXEL_FORMAT_U8, count=count, data=bytes(784 * count)))
+                try:
+                    stub.ClassifyBatch(request, timeout=10)
+                    got = grpc.StatusCode.OK
+                except grpc.RpcError as e:
+                    got = e.code()
+                assert got == code, count
+    finally:
+        running.stop(0.5)
