@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import redis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
@@ -38,7 +37,6 @@ class RunningServer:
     health: health.HealthServicer
     metrics: ServerMetrics
     classifier: ClassifierServicer
-    redis: redis.Redis
 
     def stop(self, grace_s: float) -> None:
         """Stops accepting, lets requests in flight finish within grace_s, then closes."""
@@ -47,7 +45,7 @@ class RunningServer:
         if self.classifier.batcher is not None:
             self.classifier.batcher.stop()
         self.cache.stop()
-        self.redis.close()
+        self.cache.registry.client.close()
 
 
 def _credentials(s: ServerSettings) -> grpc.ServerCredentials | None:
@@ -93,7 +91,7 @@ def build(s: ServerSettings, metrics: ServerMetrics | None = None) -> RunningSer
     for name in ("", *SERVICES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving on %s:%d", s.host, port)
-    return RunningServer(server, port, cache, health_servicer, metrics, classifier, client)
+    return RunningServer(server, port, cache, health_servicer, metrics, classifier)
 
 
 def main(argv: list[str] | None = None) -> int:
