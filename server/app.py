@@ -36,11 +36,14 @@ class RunningServer:
     cache: ModelCache
     health: health.HealthServicer
     metrics: ServerMetrics
+    classifier: ClassifierServicer
 
     def stop(self, grace_s: float) -> None:
         """Stops accepting, lets requests in flight finish within grace_s, then closes."""
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace_s).wait()
+        self.server.stop(grace_s).wait()  # requests in flight may still need the batcher
+        if self.classifier.batcher is not None:
+            self.classifier.batcher.stop()
         self.cache.stop()
         self.cache.registry.client.close()
 
@@ -59,7 +62,8 @@ def build(s: ServerSettings, metrics: ServerMetrics | None = None) -> RunningSer
     metrics = metrics or ServerMetrics()
     client = s.redis()
     registry = s.registry(client)
-    cache = ModelCache(registry, refresh_s=s.refresh_s, on_load=metrics.model_loaded)
+    cache = ModelCache(registry, refresh_s=s.refresh_s, on_load=metrics.model_loaded,
+                       on_unload=metrics.model_unloaded)
     interceptors = [MetricsInterceptor(metrics, s.max_in_flight)]
     if s.token:
         interceptors.insert(0, TokenInterceptor(s.token, s.token_for_classify))
@@ -67,8 +71,8 @@ def build(s: ServerSettings, metrics: ServerMetrics | None = None) -> RunningSer
                ("grpc.max_send_message_length", s.max_message_bytes)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=s.threads),
                          interceptors=interceptors, options=options)
-    nndl_pb2_grpc.add_ClassifierServicer_to_server(
-        ClassifierServicer(cache, registry, s, metrics), server)
+    classifier = ClassifierServicer(cache, registry, s, metrics)
+    nndl_pb2_grpc.add_ClassifierServicer_to_server(classifier, server)
     nndl_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(cache, registry), server)
     nndl_pb2_grpc.add_TrainingServicer_to_server(
         TrainingServicer(JobQueue(client, s.keys())), server)
@@ -80,12 +84,14 @@ def build(s: ServerSettings, metrics: ServerMetrics | None = None) -> RunningSer
     address = f"{s.host}:{s.port}"
     creds = _credentials(s)
     port = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+    if classifier.batcher is not None:
+        classifier.batcher.start()
     server.start()
     cache.start()
     for name in ("", *SERVICES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving on %s:%d", s.host, port)
-    return RunningServer(server, port, cache, health_servicer, metrics)
+    return RunningServer(server, port, cache, health_servicer, metrics, classifier)
 
 
 def main(argv: list[str] | None = None) -> int:

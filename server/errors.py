@@ -19,8 +19,21 @@ STATUS = {
     "resource_exhausted": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
     "aborted": grpc.StatusCode.ABORTED,
+    "deadline_exceeded": grpc.StatusCode.DEADLINE_EXCEEDED,
     "internal": grpc.StatusCode.INTERNAL,
 }
+
+
+class ModelUnavailableError(NndlError):
+    """A model version that exists but does not load; another version may still serve."""
+
+    code = "failed_precondition"
+
+
+class DeadlineExceededError(NndlError):
+    """The caller's deadline passed before the answer was ready; the work was skipped."""
+
+    code = "deadline_exceeded"
 
 
 def status_of(error: NndlError) -> grpc.StatusCode:

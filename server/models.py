@@ -7,6 +7,9 @@ registry's notifications (and re-checks every few seconds in case one was missed
 loads new versions off the request path, and swaps the mapping in one assignment.
 A request holds the `LoadedModel` it started with, so it finishes on that version.
 A version that fails to load is logged and counted, and the old mapping stays.
+
+Memory stays bounded: a version stays loaded while a followed reference points to it,
+or while it is one of the few most recently asked for by number (`name@3`).
 """
 
 from __future__ import annotations
@@ -14,17 +17,31 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import redis
 
-from nndl.trainer.errors import ModelFormatError, NndlError, NotFoundError
+from nndl.server.errors import ModelUnavailableError
+from nndl.trainer.errors import InvalidArgumentError, ModelFormatError, NndlError, NotFoundError
 from nndl.trainer.nn.ensemble import Ensemble
 from nndl.trainer.registry import LATEST, Registry, parse_ref
 
 log = logging.getLogger(__name__)
+
+Target = tuple[str, int]  # (name, version)
+
+
+def parse_reference(ref: str) -> tuple[str, str]:
+    """parse_ref, plus: a numeric selector is ASCII digits ('²'.isdigit() is True in Python)."""
+    name, selector = parse_ref(ref)
+    if selector != LATEST and not selector.isascii():
+        raise InvalidArgumentError(f"model reference {ref!r}: the version or alias must be ASCII")
+    if selector.isdigit() and (len(selector) > 18 or int(selector) < 1):
+        raise InvalidArgumentError(f"model reference {ref!r}: versions are 1 and up")
+    return name, selector
 
 
 @dataclass(frozen=True)
@@ -33,10 +50,14 @@ class LoadedModel:
     version: int
     model: Ensemble
     lineage: dict
+    # The library's layers keep the last forward pass's arrays on themselves, so two
+    # threads in one network at once would mix their batches up.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """(N, 784) float32 -> (N, 10) float32 rows summing to 1."""
-        return np.asarray(self.model.probabilities(x), dtype=np.float32)
+        with self._lock:
+            return np.asarray(self.model.probabilities(x), dtype=np.float32)
 
 
 class ModelCache:
@@ -45,14 +66,21 @@ class ModelCache:
         registry: Registry,
         refresh_s: float = 5.0,
         on_load: Callable[[str, int, bool], None] | None = None,
+        on_unload: Callable[[str, int], None] | None = None,
+        pinned_versions: int = 4,
     ) -> None:
         self.registry = registry
         self.refresh_s = refresh_s
         self.on_load = on_load or (lambda name, version, ok: None)
-        self._versions: dict[tuple[str, int], LoadedModel] = {}
-        self._refs: dict[str, tuple[str, int]] = {}  # "name" / "name@alias" -> (name, version)
-        self._failed: set[tuple[str, int]] = set()
-        self._lock = threading.Lock()  # serialises loading, never held by a lookup
+        self.on_unload = on_unload or (lambda name, version: None)
+        self.pinned_versions = pinned_versions
+        # Both maps are replaced whole, never changed in place, so lookups need no lock.
+        self._versions: dict[Target, LoadedModel] = {}
+        self._refs: dict[str, Target] = {}  # "name" / "name@alias" -> (name, version)
+        self._pinned: OrderedDict[Target, None] = OrderedDict()  # "name@N" asked for lately
+        self._failed: set[Target] = set()
+        self._load_lock = threading.Lock()  # one load at a time; never held by a lookup
+        self._swap_lock = threading.Lock()  # guards replacing the maps
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -60,41 +88,70 @@ class ModelCache:
 
     def get(self, ref: str) -> LoadedModel:
         """The model a reference means now; loads it on first use."""
-        name, selector = parse_ref(ref)
+        name, selector = parse_reference(ref)
+        if selector.isdigit():
+            return self._get_pinned((name, int(selector)))
         key = name if selector == LATEST else f"{name}@{selector}"
-        target = self._refs.get(key) if not selector.isdigit() else (name, int(selector))
-        if target is None:
-            target = self.registry.resolve(key)
-            self._load(target)
-            self._refs = {**self._refs, key: target}
+        target = self._refs.get(key)
+        if target is not None:
+            model = self._versions.get(target)
+            if model is not None:
+                return model
+        target = self.registry.resolve(key)
+        model = self._load(target)
+        with self._swap_lock:
+            followed = key in self._refs
+            if not followed:  # once followed, only refresh() moves it: never backwards
+                self._refs = {**self._refs, key: target}
+        if followed:
+            self._forget_unused()
+        return model
+
+    def _get_pinned(self, target: Target) -> LoadedModel:
         model = self._versions.get(target)
         if model is None:
-            self.registry.resolve(f"{name}@{target[1]}")  # NotFoundError for unknown versions
+            self.registry.resolve(f"{target[0]}@{target[1]}")  # NotFoundError if unknown
             model = self._load(target)
+        if next(reversed(self._pinned), None) != target:
+            with self._swap_lock:
+                self._pinned.pop(target, None)
+                self._pinned[target] = None
+                while len(self._pinned) > self.pinned_versions:
+                    self._pinned.popitem(last=False)
+            self._forget_unused()
         return model
 
     def loaded(self) -> dict[str, int]:
         """What each followed reference serves now."""
         return {ref: v for ref, (_, v) in self._refs.items()}
 
+    def loaded_versions(self) -> list[Target]:
+        """Every version held in memory now."""
+        return sorted(self._versions)
+
     # -- loading
 
-    def _load(self, target: tuple[str, int]) -> LoadedModel:
-        with self._lock:
+    def _load(self, target: Target) -> LoadedModel:
+        with self._load_lock:
             found = self._versions.get(target)
             if found is not None:
                 return found
             name, version = target
+            if target in self._failed:  # versions are immutable: it would fail again
+                raise ModelUnavailableError(f"model {name} version {version} failed to load")
             try:
                 doc = self.registry.load(name, version)
                 model = LoadedModel(name, version, Ensemble(doc.build()), doc.lineage)
-            except (ModelFormatError, NotFoundError) as e:
+            except (ModelFormatError, NotFoundError, ValueError, KeyError, TypeError) as e:
+                # ValueError and friends: a document that parsed but does not build.
                 self._failed.add(target)
                 self.on_load(name, version, False)
                 log.error("model %s version %s failed to load: %s", name, version, e)
-                raise
-            self._versions = {**self._versions, target: model}
-            self.on_load(name, version, True)
+                raise ModelUnavailableError(
+                    f"model {name} version {version} failed to load: {e}") from e
+            self.on_load(name, version, True)  # counted before any request can use it
+            with self._swap_lock:
+                self._versions = {**self._versions, target: model}
             log.info("loaded model %s version %d", name, version)
             return model
 
@@ -110,15 +167,25 @@ class ModelCache:
                 continue
             try:
                 self._load(target)
-            except NndlError:
+            except ModelUnavailableError:
                 continue  # keep serving the current version
-            self._refs = {**self._refs, ref: target}
+            with self._swap_lock:
+                self._refs = {**self._refs, ref: target}
+            log.info("%s now serves version %d (was %d)", ref, target[1], current[1])
             self._forget_unused()
 
     def _forget_unused(self) -> None:
-        """Drops versions no reference points to, so memory does not grow across reloads."""
-        used = set(self._refs.values())
-        self._versions = {t: m for t, m in self._versions.items() if t in used}
+        """Drops versions nothing points to, so memory does not grow across reloads.
+
+        Requests in flight keep their own reference to the model they started with.
+        """
+        with self._swap_lock:
+            keep = set(self._refs.values()) | set(self._pinned)
+            dropped = [t for t in self._versions if t not in keep]
+            self._versions = {t: m for t, m in self._versions.items() if t in keep}
+        for name, version in dropped:
+            self.on_unload(name, version)
+            log.info("unloaded model %s version %d", name, version)
 
     # -- following the registry
 

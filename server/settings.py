@@ -19,6 +19,11 @@ class ServerSettings(RegistrySettings):
     max_image_bytes: int = 4 * 1024 * 1024
     max_image_pixels: int = 16_000_000
     max_in_flight: int = 256  # requests being served at once; more get RESOURCE_EXHAUSTED
+    # Concurrent single-image requests share forward passes of up to this many images;
+    # 1 turns batching off (each request runs its own pass on its own thread).
+    batch_max_images: int = 64
+    batch_max_wait_ms: float = 0.0  # 0: take what is queued, never wait for more
+    max_queued_images: int = 2048  # single images waiting for a pass; more: RESOURCE_EXHAUSTED
     refresh_s: float = 5.0  # re-check aliases and latest versions even without notifications
     token: str = ""  # bearer token guarding job submission, cancellation and registry admin
     token_for_classify: bool = False  # also require the token for classification

@@ -86,24 +86,38 @@ class ClassifyResponse(_message.Message):
     def __init__(self, prediction: _Optional[_Union[Prediction, _Mapping]] = ..., model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ClassifyBatchRequest(_message.Message):
-    __slots__ = ("model", "images", "packed")
+    __slots__ = ("model", "images", "packed", "packed_response")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     PACKED_FIELD_NUMBER: _ClassVar[int]
+    PACKED_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     model: str
     images: _containers.RepeatedCompositeFieldContainer[Image]
     packed: PackedImages
-    def __init__(self, model: _Optional[str] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., packed: _Optional[_Union[PackedImages, _Mapping]] = ...) -> None: ...
+    packed_response: bool
+    def __init__(self, model: _Optional[str] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., packed: _Optional[_Union[PackedImages, _Mapping]] = ..., packed_response: _Optional[bool] = ...) -> None: ...
+
+class PackedPredictions(_message.Message):
+    __slots__ = ("count", "digits", "probabilities")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    DIGITS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    digits: bytes
+    probabilities: bytes
+    def __init__(self, count: _Optional[int] = ..., digits: _Optional[bytes] = ..., probabilities: _Optional[bytes] = ...) -> None: ...
 
 class ClassifyBatchResponse(_message.Message):
-    __slots__ = ("predictions", "model", "version")
+    __slots__ = ("predictions", "model", "version", "packed")
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
     predictions: _containers.RepeatedCompositeFieldContainer[Prediction]
     model: str
     version: int
-    def __init__(self, predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    packed: PackedPredictions
+    def __init__(self, predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., model: _Optional[str] = ..., version: _Optional[int] = ..., packed: _Optional[_Union[PackedPredictions, _Mapping]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
