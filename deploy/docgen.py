@@ -60,6 +60,12 @@ DESCRIPTIONS = {
     "threads": "Threads answering gRPC calls.",
     "default_model": "Model served to requests that name none.",
     "max_batch_images": "Most images in one `ClassifyBatch`; more is `INVALID_ARGUMENT`.",
+    "batch_max_images": "Most single-image `Classify` calls answered by one forward pass; "
+                        "1 turns batching off.",
+    "batch_max_wait_ms": "How long the batcher waits for more calls before running a "
+                         "forward pass; 0 runs whatever is queued at once.",
+    "max_queued_images": "Images waiting for the batcher; past it `Classify` gets "
+                         "`RESOURCE_EXHAUSTED`.",
     "max_message_bytes": "Largest gRPC message received or sent.",
     "max_image_bytes": "Largest encoded image accepted.",
     "max_image_pixels": "Largest decoded image (width × height) accepted.",

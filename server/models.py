@@ -25,23 +25,13 @@ import numpy as np
 import redis
 
 from nndl.server.errors import ModelUnavailableError
-from nndl.trainer.errors import InvalidArgumentError, ModelFormatError, NndlError, NotFoundError
+from nndl.trainer.errors import ModelFormatError, NndlError, NotFoundError
 from nndl.trainer.nn.ensemble import Ensemble
-from nndl.trainer.registry import LATEST, Registry, parse_ref
+from nndl.trainer.registry import LATEST, Registry, is_version, parse_ref
 
 log = logging.getLogger(__name__)
 
 Target = tuple[str, int]  # (name, version)
-
-
-def parse_reference(ref: str) -> tuple[str, str]:
-    """parse_ref, plus: a numeric selector is ASCII digits ('²'.isdigit() is True in Python)."""
-    name, selector = parse_ref(ref)
-    if selector != LATEST and not selector.isascii():
-        raise InvalidArgumentError(f"model reference {ref!r}: the version or alias must be ASCII")
-    if selector.isdigit() and (len(selector) > 18 or int(selector) < 1):
-        raise InvalidArgumentError(f"model reference {ref!r}: versions are 1 and up")
-    return name, selector
 
 
 @dataclass(frozen=True)
@@ -88,8 +78,8 @@ class ModelCache:
 
     def get(self, ref: str) -> LoadedModel:
         """The model a reference means now; loads it on first use."""
-        name, selector = parse_reference(ref)
-        if selector.isdigit():
+        name, selector = parse_ref(ref)
+        if is_version(selector):
             return self._get_pinned((name, int(selector)))
         key = name if selector == LATEST else f"{name}@{selector}"
         target = self._refs.get(key)

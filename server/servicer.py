@@ -19,7 +19,7 @@ from nndl.server.convert import (
 from nndl.server.errors import DeadlineExceededError, grpc_errors
 from nndl.server.images import ImageLimits
 from nndl.server.metrics import ServerMetrics
-from nndl.server.models import LoadedModel, ModelCache, parse_reference
+from nndl.server.models import LoadedModel, ModelCache
 from nndl.server.settings import ServerSettings
 from nndl.trainer import model_format
 from nndl.trainer.errors import InvalidArgumentError, NotFoundError
@@ -130,7 +130,6 @@ class ClassifierServicer(rpc.ClassifierServicer):
     @grpc_errors
     def GetModel(self, request: pb.GetModelRequest, context) -> pb.ModelInfo:
         ref = request.model or self.settings.default_model
-        parse_reference(ref)  # stricter than the registry's: refuses '@²' and '@0'
         name, version = self.registry.resolve(ref)
         info = model_info(self.registry, self.cache, name)
         info.lineage_json = json.dumps(self.registry.load(name, version).lineage)

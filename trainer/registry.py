@@ -160,6 +160,11 @@ def _accuracy(value: object) -> float:
     return 0.0
 
 
+def is_version(selector: str) -> bool:
+    """ASCII digits only: Python's isdigit() also accepts '²' and other digit signs."""
+    return selector.isascii() and selector.isdigit()
+
+
 def parse_ref(ref: str) -> tuple[str, str]:
     """'name', 'name@3' or 'name@alias' -> (name, selector); selector 'latest' by default."""
     name, _, selector = ref.strip().partition("@")
@@ -167,11 +172,20 @@ def parse_ref(ref: str) -> tuple[str, str]:
         raise InvalidArgumentError(
             f"model name {name!r} is not valid: use 1 to 64 of a-z, 0-9 and '-'"
         )
-    return name, selector or LATEST
+    if not selector:
+        return name, LATEST
+    if is_version(selector):
+        if len(selector) > 18 or int(selector) < 1:
+            raise InvalidArgumentError(f"model reference {ref!r}: versions are 1 and up")
+    elif not NAME.match(selector):
+        raise InvalidArgumentError(
+            f"model reference {ref!r}: {selector!r} is neither a version number nor an alias"
+        )
+    return name, selector
 
 
 def _check_alias(alias: str) -> None:
-    if not NAME.match(alias) or alias == LATEST or alias.isdigit():
+    if not NAME.match(alias) or alias == LATEST or is_version(alias):
         raise InvalidArgumentError(
             f"alias {alias!r} is not valid: use a-z, 0-9 and '-', not a number or 'latest'"
         )
@@ -270,7 +284,7 @@ class Registry:
             if not versions:
                 raise NotFoundError(f"there is no model named {name!r}")
             return name, max(int(v) for v in versions)
-        if selector.isdigit():
+        if is_version(selector):
             return name, self.summary(name, int(selector)).version
         target = self.client.hget(self.keys.model_aliases(name), selector)
         if target is None:
