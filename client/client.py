@@ -174,18 +174,24 @@ class DigitsClient:
     def classify_batch(self, images: np.ndarray | Sequence[ImageLike], model: str = "",
                        ) -> list[Classification]:
         """Many images in one forward pass: an (N, 28, 28) or (N, 784) array goes packed,
-        a list (of paths, bytes, arrays or PIL images) image by image."""
+        a list (of paths, bytes, arrays or PIL images) image by image. The answer always
+        comes packed: one message per image would cost more than the forward pass."""
         if isinstance(images, np.ndarray):
             x = _pixels(images.reshape(images.shape[0], -1))
             fmt, data = ((pb.PIXEL_FORMAT_U8, x.tobytes()) if x.dtype == np.uint8 else
                          (pb.PIXEL_FORMAT_F32_LE, x.astype("<f4").tobytes()))
             request = pb.ClassifyBatchRequest(
-                model=model, packed=pb.PackedImages(format=fmt, count=x.shape[0], data=data))
+                model=model, packed=pb.PackedImages(format=fmt, count=x.shape[0], data=data),
+                packed_response=True)
         else:
-            request = pb.ClassifyBatchRequest(model=model,
+            request = pb.ClassifyBatchRequest(model=model, packed_response=True,
                                               images=[image_message(i) for i in images])
         r = self._call(self._classifier.ClassifyBatch, request)
-        return [_classification(p, r.model, r.version) for p in r.predictions]
+        digits = np.frombuffer(r.packed.digits, dtype=np.uint8)
+        probs = np.frombuffer(r.packed.probabilities, dtype="<f4").reshape(-1, 10)  # (N, 10)
+        return [Classification(digit=int(d), confidence=float(p[d]), probabilities=p.tolist(),
+                               model=r.model, version=r.version)
+                for d, p in zip(digits, probs, strict=True)]
 
     # -- models
 
