@@ -51,6 +51,8 @@ DESCRIPTIONS = {
     "metrics_port": "Port of the Prometheus `/metrics` endpoint (all interfaces); 0: none.",
     "block_ms": "How long one wait for a new job blocks in Redis before the worker looks "
                 "for abandoned jobs again.",
+    "max_waiting": "Jobs waiting for a worker; `SubmitJob` beyond it gets "
+                   "`RESOURCE_EXHAUSTED`.",
     "reconnect_max_s": "The longest wait between two tries to reach Redis after it went away; "
                        "a running job keeps training meanwhile.",
     "record_ttl_s": "Seconds a finished job's record and events are kept.",

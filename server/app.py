@@ -21,7 +21,6 @@ from nndl.server.models import ModelCache
 from nndl.server.servicer import ClassifierServicer, ModelsServicer
 from nndl.server.settings import ServerSettings
 from nndl.server.training_servicer import TrainingServicer
-from nndl.trainer.queue import JobQueue
 from nndl.trainer.settings import from_env_and_args
 from nndl.v1 import nndl_pb2, nndl_pb2_grpc
 
@@ -75,7 +74,7 @@ def build(s: ServerSettings, metrics: ServerMetrics | None = None) -> RunningSer
     nndl_pb2_grpc.add_ClassifierServicer_to_server(classifier, server)
     nndl_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(cache, registry), server)
     nndl_pb2_grpc.add_TrainingServicer_to_server(
-        TrainingServicer(JobQueue(client, s.keys())), server)
+        TrainingServicer(s.queue(client)), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [nndl_pb2.DESCRIPTOR.services_by_name[n.split(".")[-1]].full_name for n in SERVICES]

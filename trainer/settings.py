@@ -15,17 +15,20 @@ from dataclasses import dataclass, fields
 import redis
 
 from nndl.trainer.keys import Keys
+from nndl.trainer.queue import DEFAULT_MAX_WAITING, DEFAULT_RECORD_TTL_S, JobQueue
 from nndl.trainer.registry import DirectoryStore, RedisStore, Registry
 
 
 @dataclass(frozen=True)
 class RegistrySettings:
-    """Where Redis is and where model documents are stored; shared by trainer and server."""
+    """Redis, the job queue's bounds and the model store: shared by trainer and server."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     prefix: str = "nndl"
     registry_store: str = "dir"  # dir | redis
     registry_dir: str = "./var/models"
+    record_ttl_s: int = DEFAULT_RECORD_TTL_S  # finished job records and events expire after this
+    max_waiting: int = DEFAULT_MAX_WAITING  # jobs waiting for a worker; more are refused
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, socket_timeout=30,
@@ -43,6 +46,10 @@ class RegistrySettings:
             raise ValueError(f"registry_store must be dir or redis, not {self.registry_store!r}")
         return Registry(client, self.keys(), store)
 
+    def queue(self, client: redis.Redis) -> JobQueue:
+        return JobQueue(client, self.keys(), record_ttl_s=self.record_ttl_s,
+                        max_waiting=self.max_waiting)
+
 
 @dataclass(frozen=True)
 class TrainerSettings(RegistrySettings):
@@ -57,7 +64,6 @@ class TrainerSettings(RegistrySettings):
     metrics_port: int = 0  # 0: no metrics endpoint
     block_ms: int = 2000  # how long an idle worker waits on the stream per poll
     reconnect_max_s: float = 10.0  # the longest wait between tries to reach Redis
-    record_ttl_s: int = 7 * 86400  # finished job records and their events expire after this
     log_level: str = "INFO"
 
     def resolved_worker_id(self) -> str:

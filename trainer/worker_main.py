@@ -20,7 +20,6 @@ from prometheus_client import start_http_server
 from nndl.trainer.data import load_mnist
 from nndl.trainer.errors import NndlError
 from nndl.trainer.metrics import TrainerMetrics
-from nndl.trainer.queue import JobQueue
 from nndl.trainer.settings import TrainerSettings, from_env_and_args
 from nndl.trainer.worker import Worker
 
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if s.metrics_port:
         start_http_server(s.metrics_port, registry=metrics.registry)
     worker = Worker(
-        queue=JobQueue(client, s.keys(), record_ttl_s=s.record_ttl_s),
+        queue=s.queue(client),
         registry=s.registry(client),
         mnist=lambda: load_mnist(s.mnist_path or None, s.cache_dir or None, s.mirror_list()),
         worker_id=worker_id,
