@@ -69,6 +69,36 @@ def test_a_job_whose_attempts_keep_dying_fails_with_the_reason(settings, mnist) 
     client.close()
 
 
+def test_an_unreadable_checkpoint_costs_its_epochs_not_the_worker(settings, mnist) -> None:
+    client = settings.redis()
+    queue = JobQueue(client, settings.keys())
+    worker = Worker(queue, settings.registry(client), lambda: mnist, worker_id="w",
+                    block_ms=100)
+    job = queue.submit(resolve("ch3", {"train_size": 1000, "epochs": 1, "model": "ckpt"}))
+    queue.save_checkpoint(job.id, b"not a checkpoint")
+    assert worker.run_once()  # before: the error escaped and ended the worker's loop
+
+    done = queue.get(job.id)
+    assert done.state == JobState.SUCCEEDED, done.error
+    assert queue.history(job.id)[1]["resumed_from_epoch"] == 0
+    client.close()
+
+
+def test_a_broken_job_record_fails_the_job_not_the_worker(settings, mnist) -> None:
+    client = settings.redis()
+    queue = JobQueue(client, settings.keys())
+    worker = Worker(queue, settings.registry(client), lambda: mnist, worker_id="w",
+                    block_ms=100)
+    job = queue.submit(resolve("ch3", {"train_size": 1000, "epochs": 1}))
+    client.hset(settings.keys().job(job.id), "spec", "{not json")
+    assert worker.run_once()
+
+    assert queue.control(job.id)[0] == JobState.FAILED
+    assert b"internal error" in client.hget(settings.keys().job(job.id), "error")
+    assert queue.depth() == (0, 0)
+    client.close()
+
+
 def test_log_lines_are_json_with_the_job_id() -> None:
     record = logging.LogRecord("nndl.trainer.worker", logging.INFO, __file__, 1, "epoch done",
                                None, None)
