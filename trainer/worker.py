@@ -106,8 +106,9 @@ class _EpochHooks:
         }
         w.metrics.epoch_seconds.observe(report.seconds)
         w.metrics.validation_accuracy.labels(self.spec.model).set(report.validation_accuracy)
-        w.retrying(job_id, w.queue.save_checkpoint, job_id, ckpt.dumps(checkpoint()))
-        w.retrying(job_id, w.queue.progress, job_id, progress)
+        if not w.retrying(job_id, w.queue.epoch_done, job_id, w.worker_id, progress,
+                          ckpt.dumps(checkpoint())):
+            raise ClaimLost()  # taken over or ended meanwhile: its state is not ours to write
         log.info("epoch done", extra={"job": job_id, "member": member, "epoch": report.epoch,
                                       "validation_accuracy": report.validation_accuracy,
                                       "epoch_seconds": round(report.seconds, 3)})
