@@ -95,6 +95,18 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[2])
 return 1
 """
 
+# KEYS: record, events, checkpoint. ARGV: worker, progress JSON, event JSON, maxlen,
+# checkpoint. Only while the job runs on this worker: one that lost it must neither
+# overwrite its new holder's checkpoint nor leave one behind after the job ended.
+_EPOCH = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[3], ARGV[5])
+redis.call('HSET', KEYS[1], 'progress', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
+return 1
+"""
+
 # KEYS: stream. ARGV: group, entry id, consumer. Only while the entry is still this
 # consumer's: a plain XCLAIM would take back a job another worker has since claimed.
 _OWNED = """
@@ -148,6 +160,7 @@ class JobQueue:
         self._cancel = client.register_script(_CANCEL)
         self._start = client.register_script(_START)
         self._requeue = client.register_script(_REQUEUE)
+        self._epoch = client.register_script(_EPOCH)
         self._refresh = client.register_script(_REFRESH)
         self._hand_back = client.register_script(_HAND_BACK)
 
@@ -303,13 +316,14 @@ class JobQueue:
                   _event("started", JobState.RUNNING, worker=worker, message=message,
                          resumed_from_epoch=resumed_from), EVENTS_MAXLEN]))
 
-    def progress(self, job_id: str, progress: dict) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.job(job_id), "progress", json.dumps(progress))
-        pipe.xadd(self.keys.job_events(job_id),
-                  {"event": _event("epoch", JobState.RUNNING, progress=progress)},
-                  maxlen=EVENTS_MAXLEN, approximate=True)
-        pipe.execute()
+    def epoch_done(self, job_id: str, worker: str, progress: dict, checkpoint: bytes) -> bool:
+        """Stores the epoch's checkpoint and progress; False when the job is not `worker`'s."""
+        k = self.keys
+        return bool(self._epoch(
+            keys=[k.job(job_id), k.job_events(job_id), k.job_checkpoint(job_id)],
+            args=[worker, json.dumps(progress),
+                  _event("epoch", JobState.RUNNING, progress=progress), EVENTS_MAXLEN,
+                  checkpoint]))
 
     def control(self, job_id: str) -> tuple[JobState | None, str, bool]:
         """(state, worker, cancel requested) in one read; state None once the record is gone."""
@@ -342,9 +356,6 @@ class JobQueue:
                 EVENTS_MAXLEN, self.record_ttl_s]
 
     # -- checkpoints
-
-    def save_checkpoint(self, job_id: str, data: bytes) -> None:
-        self.client.set(self.keys.job_checkpoint(job_id), data)
 
     def load_checkpoint(self, job_id: str) -> bytes | None:
         return self.client.get(self.keys.job_checkpoint(job_id))

@@ -63,6 +63,10 @@ class DirectoryStore:
         self.root = Path(root)
 
     def path(self, name: str, version: int) -> Path:
+        """The document's path; a name that is not a model name never reaches the disk."""
+        if not NAME.match(name) or type(version) is not int or version < 1:
+            raise InvalidArgumentError(f"model {name!r} version {version!r} is not a valid "
+                                       "model name and version number")
         return self.root / name / str(version) / "model.json"
 
     def put(self, name: str, version: int, data: bytes) -> None:

@@ -106,8 +106,9 @@ class _EpochHooks:
         }
         w.metrics.epoch_seconds.observe(report.seconds)
         w.metrics.validation_accuracy.labels(self.spec.model).set(report.validation_accuracy)
-        w.retrying(job_id, w.queue.save_checkpoint, job_id, ckpt.dumps(checkpoint()))
-        w.retrying(job_id, w.queue.progress, job_id, progress)
+        if not w.retrying(job_id, w.queue.epoch_done, job_id, w.worker_id, progress,
+                          ckpt.dumps(checkpoint())):
+            raise ClaimLost()  # taken over or ended meanwhile: its state is not ours to write
         log.info("epoch done", extra={"job": job_id, "member": member, "epoch": report.epoch,
                                       "validation_accuracy": report.validation_accuracy,
                                       "epoch_seconds": round(report.seconds, 3)})
@@ -228,12 +229,12 @@ class Worker:
                 delay = min(delay * 2, self.reconnect_max_s)
 
     def _process(self, claim: Claim, heartbeat: _Heartbeat) -> None:
-        admitted = self._admit(claim)
-        if admitted is None:
-            return
-        job, resume = admitted
-        jid = job.id
+        jid = claim.job_id
         try:
+            admitted = self._admit(claim)
+            if admitted is None:
+                return
+            job, resume = admitted
             spec = JobSpec.from_dict(job.spec)
             hooks = _EpochHooks(self, job, spec, heartbeat)
             hooks.check()  # a cancellation asked for while it was handed back
@@ -275,8 +276,7 @@ class Worker:
                 f"gave up after {job.attempts} attempts: {failures} ended without a result, "
                 f"the last on worker {job.worker or '?'} (it died or lost its claim)"))
             return None
-        raw = self.retrying(jid, self.queue.load_checkpoint, jid)
-        resume = ckpt.loads(raw) if raw else None
+        resume = self._checkpoint(jid)
         attempt = self.retrying(jid, self.queue.start, jid, self.worker_id, epochs_in(resume))
         if not attempt:
             self.retrying(jid, self.queue.ack, claim)
@@ -284,6 +284,23 @@ class Worker:
         log.info("job started", extra={"job": jid, "attempt": attempt,
                                        "resumed_from_epoch": epochs_in(resume)})
         return job, resume
+
+    def _checkpoint(self, job_id: str) -> dict | None:
+        """The job's last checkpoint; None (start afresh) when there is none or it is unreadable.
+
+        A checkpoint that cannot be read costs the epochs it held, not the job.
+        """
+        raw = self.retrying(job_id, self.queue.load_checkpoint, job_id)
+        if not raw:
+            return None
+        try:
+            resume = ckpt.loads(raw)
+            epochs_in(resume)
+        except Exception as e:  # any damage: the epochs are redone
+            log.warning("checkpoint unreadable; starting afresh",
+                        extra={"job": job_id, "error": repr(e)})
+            return None
+        return resume
 
     def _end(self, claim: Claim, state: JobState, result: dict | None = None,
              error: str = "") -> None:

@@ -40,7 +40,7 @@ def test_submit_claim_finish_ack(queue: JobQueue) -> None:
     running = queue.get(job.id)
     assert (running.state, running.worker, running.attempts) == (JobState.RUNNING, "w1", 1)
     assert running.started_at >= running.created_at > 0
-    queue.progress(job.id, {"epoch": 1, "epochs": 30})
+    assert queue.epoch_done(job.id, "w1", {"epoch": 1, "epochs": 30}, b"checkpoint")
     assert queue.get(job.id).progress == {"epoch": 1, "epochs": 30}
     assert queue.finish(job.id, JobState.SUCCEEDED, result={"version": 1})
     queue.ack(claim)
@@ -57,7 +57,7 @@ def test_the_first_final_state_wins_and_records_expire(rclient, prefix) -> None:
     queue = JobQueue(rclient, Keys(prefix), record_ttl_s=1)
     job = queue.submit(resolve("ch1"))
     queue.start(job.id, "w1")
-    queue.save_checkpoint(job.id, b"state")
+    assert queue.epoch_done(job.id, "w1", {"epoch": 1}, b"state")
     assert queue.finish(job.id, JobState.SUCCEEDED, result={"version": 3})
     assert not queue.finish(job.id, JobState.FAILED, error="late")
     assert queue.get(job.id).state == JobState.SUCCEEDED
@@ -94,6 +94,21 @@ def test_a_lost_claim_is_not_taken_back(queue: JobQueue) -> None:
     assert new is not None and new.entry_id == old.entry_id
     assert not queue.refresh(old, "slow")
     assert queue.refresh(new, "other")
+
+
+def test_only_the_worker_running_a_job_stores_its_epochs(queue: JobQueue) -> None:
+    job = queue.submit(resolve("ch1"))
+    assert not queue.epoch_done(job.id, "w1", {"epoch": 1}, b"early")  # not started
+    queue.start(job.id, "old")
+    queue.start(job.id, "new")  # took it over from a worker that lost its claim
+    assert not queue.epoch_done(job.id, "old", {"epoch": 9}, b"stale")
+    assert queue.epoch_done(job.id, "new", {"epoch": 2}, b"fresh")
+    assert queue.load_checkpoint(job.id) == b"fresh"
+    queue.finish(job.id, JobState.SUCCEEDED)
+    assert not queue.epoch_done(job.id, "new", {"epoch": 3}, b"late")
+    assert queue.load_checkpoint(job.id) is None  # nothing left behind without a TTL
+    assert queue.get(job.id).progress == {"epoch": 2}
+    assert [e["kind"] for e in queue.history(job.id)][-2:] == ["epoch", "succeeded"]
 
 
 def test_a_handed_back_job_is_claimable_at_once(queue: JobQueue) -> None:
@@ -144,7 +159,7 @@ def test_watch_from_now_or_from_the_start(queue: JobQueue) -> None:
     queue.start(job.id, "w")
     from_now = queue.events(job.id, block_ms=100)
     from_start = queue.events(job.id, from_start=True, block_ms=100)
-    queue.progress(job.id, {"epoch": 1})
+    queue.epoch_done(job.id, "w", {"epoch": 1}, b"")
     queue.finish(job.id, JobState.FAILED, error="boom")
     assert [e["kind"] for e in from_now] == ["epoch", "failed"]
     assert [e["kind"] for e in from_start] == ["queued", "started", "epoch", "failed"]

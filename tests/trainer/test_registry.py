@@ -243,3 +243,16 @@ def test_publishing_needs_a_valid_name(registry: Registry) -> None:
     with pytest.raises(InvalidArgumentError, match="model name 'Bad Name' is not valid"):
         registry.publish("Bad Name", _networks(), {})
 
+
+
+@pytest.mark.parametrize("name", ["../outside", "..", "/etc", "m/../../outside"])
+def test_the_directory_store_stays_inside_its_root(tmp_path, name) -> None:
+    outside = tmp_path / "outside" / "1"
+    outside.mkdir(parents=True)
+    (outside / "model.json").write_bytes(b"{}")
+    store = DirectoryStore(tmp_path / "root")
+    with pytest.raises(InvalidArgumentError, match="not a valid model name"):
+        store.get(name, 1)
+    with pytest.raises(InvalidArgumentError, match="not a valid model name"):
+        store.put(name, 2, b"{}")
+    assert not (tmp_path / "outside" / "2").exists()

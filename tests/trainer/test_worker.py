@@ -69,6 +69,36 @@ def test_a_job_whose_attempts_keep_dying_fails_with_the_reason(settings, mnist) 
     client.close()
 
 
+def test_an_unreadable_checkpoint_costs_its_epochs_not_the_worker(settings, mnist) -> None:
+    client = settings.redis()
+    queue = JobQueue(client, settings.keys())
+    worker = Worker(queue, settings.registry(client), lambda: mnist, worker_id="w",
+                    block_ms=100)
+    job = queue.submit(resolve("ch3", {"train_size": 1000, "epochs": 1, "model": "ckpt"}))
+    client.set(settings.keys().job_checkpoint(job.id), b"not a checkpoint")
+    assert worker.run_once()  # before: the error escaped and ended the worker's loop
+
+    done = queue.get(job.id)
+    assert done.state == JobState.SUCCEEDED, done.error
+    assert queue.history(job.id)[1]["resumed_from_epoch"] == 0
+    client.close()
+
+
+def test_a_broken_job_record_fails_the_job_not_the_worker(settings, mnist) -> None:
+    client = settings.redis()
+    queue = JobQueue(client, settings.keys())
+    worker = Worker(queue, settings.registry(client), lambda: mnist, worker_id="w",
+                    block_ms=100)
+    job = queue.submit(resolve("ch3", {"train_size": 1000, "epochs": 1}))
+    client.hset(settings.keys().job(job.id), "spec", "{not json")
+    assert worker.run_once()
+
+    assert queue.control(job.id)[0] == JobState.FAILED
+    assert b"internal error" in client.hget(settings.keys().job(job.id), "error")
+    assert queue.depth() == (0, 0)
+    client.close()
+
+
 def test_log_lines_are_json_with_the_job_id() -> None:
     record = logging.LogRecord("nndl.trainer.worker", logging.INFO, __file__, 1, "epoch done",
                                None, None)
@@ -76,3 +106,27 @@ def test_log_lines_are_json_with_the_job_id() -> None:
     line = json.loads(JsonFormatter("w1").format(record))
     assert line["message"] == "epoch done" and line["job"] == "abc123" and line["epoch"] == 4
     assert line["worker"] == "w1" and line["level"] == "INFO"
+
+
+def test_a_worker_that_lost_its_job_leaves_the_new_holders_state_alone(settings, mnist) -> None:
+    from nndl.trainer.nn.sgd import EpochReport
+    from nndl.trainer.spec import JobSpec
+    from nndl.trainer.worker import ClaimLost, _EpochHooks, _Heartbeat
+
+    client = settings.redis()
+    queue, keys = JobQueue(client, settings.keys()), settings.keys()
+    worker = Worker(queue, settings.registry(client), lambda: mnist, worker_id="old")
+    job = queue.submit(resolve("ch3", {"epochs": 2}))
+    claim = queue.claim("old", claim_timeout_s=60, block_ms=100)
+    queue.start(job.id, "old")
+    queue.start(job.id, "new")  # took the job over while "old" was cut off from Redis
+    client.set(keys.job_checkpoint(job.id), b"new's checkpoint")
+    hooks = _EpochHooks(worker, queue.get(job.id), JobSpec.from_dict(job.spec),
+                        _Heartbeat(worker, claim, interval=60))
+    with pytest.raises(ClaimLost):
+        hooks.on_epoch(0, EpochReport(epoch=1, epochs=2, eta=0.5, seconds=0.1,
+                                      training_cost=0.3, validation_accuracy=0.9),
+                       lambda: {"members": []})
+    assert queue.load_checkpoint(job.id) == b"new's checkpoint"
+    assert queue.get(job.id).progress == {}
+    client.close()
