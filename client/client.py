@@ -275,6 +275,7 @@ class DigitsClient:
                 timeout=left, metadata=self.metadata)
             try:
                 for event in stream:
+                    failures = 0  # the retries bound failures in a row, not in a whole watch
                     if last_time is None or event.time > last_time:
                         last_time = event.time
                         yield event
@@ -294,8 +295,8 @@ class DigitsClient:
                 pass
         except ClientError as e:
             if e.code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise ClientError(f"job {job_id} did not finish within {timeout:g} s",
-                                  e.code) from None
+                within = f" within {timeout:g} s" if timeout is not None else ""
+                raise ClientError(f"job {job_id} did not finish{within}", e.code) from None
             raise
         return self.job(job_id)
 

@@ -103,9 +103,12 @@ def _write_cache(arrays: dict[str, np.ndarray], cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / CACHE_NAME
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, target)  # readers never see a half-written cache
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, target)  # readers never see a half-written cache
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return target
 
 
@@ -197,8 +200,12 @@ def load_mnist(
         return _mnist(arrays)
     cached = cache / CACHE_NAME
     if cached.is_file():
-        with np.load(cached, allow_pickle=False) as z:
-            return _mnist({k: z[k] for k in z.files})
+        try:
+            with open(cached, "rb") as f, np.load(f, allow_pickle=False) as z:
+                return _mnist({k: z[k] for k in z.files})
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            log.warning("the MNIST cache %s is damaged (%s); fetching MNIST again", cached, e)
+            cached.unlink(missing_ok=True)
     if not download:
         raise DataError(f"MNIST is not in the cache {cache} and downloading is off")
     arrays = _from_mirrors(mirrors or [])

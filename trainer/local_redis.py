@@ -49,7 +49,11 @@ class LocalRedis:
         self.args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                      "--save", "", "--appendonly", "yes" if persist else "no"]
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # no stray process or folder when it never came up
+            raise
 
     def start(self) -> None:
         """Starts the server (again, after `shutdown`: same port, same data folder)."""
@@ -69,15 +73,16 @@ class LocalRedis:
 
     def _wait_ready(self, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s
-        client = redis.Redis.from_url(self.url)
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with code {self.process.returncode}")
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
+        with redis.Redis.from_url(self.url) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"redis-server exited with code {self.process.returncode}")
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    time.sleep(0.05)
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
     def stop(self) -> None:

@@ -191,7 +191,22 @@ class JobQueue:
         pipe.execute()
         self.client.zadd(self.keys.jobs_index, {job.id: job.created_at})
         self.client.xadd(self.keys.jobs_stream, {"job": job.id})  # last: workers see it now
+        self._prune_index()
         return job
+
+    def _prune_index(self, count: int = 10) -> None:
+        """Drops the oldest index entries whose records expired, so the index stays bounded.
+
+        Records expire roughly oldest first, so a few looked at on each submission keep
+        up with them.
+        """
+        oldest = [_text(i) for i in self.client.zrange(self.keys.jobs_index, 0, count - 1)]
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in oldest:
+            pipe.exists(self.keys.job(job_id))
+        gone = [j for j, exists in zip(oldest, pipe.execute(), strict=True) if not exists]
+        if gone:
+            self.client.zrem(self.keys.jobs_index, *gone)
 
     def get(self, job_id: str) -> JobRecord:
         h = self.client.hgetall(self.keys.job(job_id))

@@ -55,11 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("nndl.trainer")
     client = s.redis()
     metrics = TrainerMetrics()
-    if s.metrics_port:
-        start_http_server(s.metrics_port, registry=metrics.registry)
+    try:
+        if s.metrics_port:
+            start_http_server(s.metrics_port, registry=metrics.registry)
+        registry = s.registry(client)
+    except (OSError, ValueError) as e:  # a port in use, an unknown store: say it in one line
+        log.error("worker cannot start", extra={"error": str(e)})
+        return 1
     worker = Worker(
         queue=s.queue(client),
-        registry=s.registry(client),
+        registry=registry,
         mnist=lambda: load_mnist(s.mnist_path or None, s.cache_dir or None, s.mirror_list()),
         worker_id=worker_id,
         claim_timeout_s=s.claim_timeout_s,

@@ -66,3 +66,15 @@ def test_the_unpickler_admits_only_arrays() -> None:
 def test_no_cache_and_no_download_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(DataError, match="not in the cache"):
         data.load_mnist(cache_dir=tmp_path, download=False)
+
+
+def test_a_damaged_cache_is_fetched_again(mnist, tmp_path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    _write_idx(mirror, mnist)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / data.CACHE_NAME).write_bytes(b"PK\x03\x04 not a whole npz")
+    got = data.load_mnist(cache_dir=cache, mirrors=[mirror.as_uri()])
+    np.testing.assert_array_equal(got.test[1], mnist.test[1])
+    assert [p.name for p in cache.iterdir()] == [data.CACHE_NAME]  # no temp file left

@@ -241,3 +241,12 @@ def test_submission_over_grpc_refuses_bad_specs_and_queues_nothing(server, queue
             c.submit("ch1", ensemble=1000)
         assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert queue.depth() == (0, 0) and queue.list() == []
+
+
+def test_the_job_index_forgets_expired_records(queue: JobQueue) -> None:
+    old = [queue.submit(resolve("ch1")) for _ in range(3)]
+    for job in old:
+        queue.client.delete(queue.keys.job(job.id))  # as if their records expired
+    fresh = queue.submit(resolve("ch1"))
+    ids = [i.decode() for i in queue.client.zrange(queue.keys.jobs_index, 0, -1)]
+    assert ids == [fresh.id]
