@@ -9,7 +9,6 @@ from __future__ import annotations
 from types import ModuleType
 
 import numpy as np
-
 from nndl.trainer.errors import DeviceUnavailableError
 
 DEVICES = ("cpu", "gpu", "auto")

@@ -5,8 +5,9 @@ Each value is the mean over the mini-batch; y is one-hot, shape (N, 10).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from nndl.trainer.nn.activations import Activation
 
@@ -23,8 +24,11 @@ def _quadratic_delta(z: Array, a: Array, y: Array, act: Activation, xp) -> Array
 
 
 def _cross_entropy(a: Array, y: Array, xp) -> float:
-    a = xp.clip(a, _EPS, 1.0 - _EPS)
-    return float(-(y * xp.log(a) + (1.0 - y) * xp.log(1.0 - a)).sum() / a.shape[0])
+    # Both logs are floored separately: in float32 1 - 1e-12 rounds to 1, so clipping
+    # a itself to [eps, 1 - eps] would still give log(0) * 0 = NaN for a saturated a.
+    log_a = xp.log(xp.maximum(a, _EPS))
+    log_1ma = xp.log(xp.maximum(1.0 - a, _EPS))
+    return float(-(y * log_a + (1.0 - y) * log_1ma).sum() / a.shape[0])
 
 
 def _cross_entropy_delta(z: Array, a: Array, y: Array, act: Activation, xp) -> Array:
