@@ -1,7 +1,7 @@
 """Reproduces rows of the book's results table and writes docs/book-results.md.
 
     python bench/book_table.py --rows ch1 ch1-100 ch3-l2
-    python bench/book_table.py --rows ch6-conv2 --epochs ch6-conv2=10
+    python bench/book_table.py --rows ch6-conv2 --epochs ch6-conv2=10 [--device gpu]
 
 Each row is the preset run through `run_training`, as a worker would run it. Like
 the book, a row reports the test accuracy of the epoch with the best validation
@@ -39,10 +39,10 @@ class _Log:
               flush=True)
 
 
-def run_row(row: str, epochs: int | None, mnist_path: str) -> dict:
+def run_row(row: str, epochs: int | None, mnist_path: str, device: str) -> dict:
     full = resolve(row)
     n = epochs or full.epochs
-    spec = resolve(row, {"epochs": n, "early_stopping": n})
+    spec = resolve(row, {"epochs": n, "early_stopping": n, "device": device})
     outcome = run_training(spec, load_mnist(mnist_path), _Log(row))
     best = [max(h, key=lambda r: r["validation_accuracy"])["epoch"] for h in outcome.history]
     return {
@@ -51,7 +51,7 @@ def run_row(row: str, epochs: int | None, mnist_path: str) -> dict:
         "best_epochs": best, "seconds": round(outcome.seconds, 1),
         "seconds_per_epoch": round(outcome.seconds / n / spec.ensemble, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "date": time.strftime("%Y-%m-%d"),
+        "device": outcome.device, "date": time.strftime("%Y-%m-%d"),
     }
 
 
@@ -64,31 +64,33 @@ def write_page(results: dict[str, dict]) -> None:
         "Runs on the CPU (2 cores, one BLAS thread); a row with fewer epochs than the book's",
         "is a shortened schedule, stated in the epochs column.",
         "",
-        "| preset | book | this code | epochs run (book) | best epoch | s/epoch |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| preset | book | this code | epochs run (book) | best epoch | s/epoch | device |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row, spec in PRESETS.items():
         r = results.get(row)
         if r is None:
-            lines.append(f"| {row} | {spec['book_accuracy']:.2%} | not run | – | – | – |")
+            lines.append(f"| {row} | {spec['book_accuracy']:.2%} | not run | – | – | – | – |")
             continue
         lines.append(
             f"| {row} | {r['book']:.2%} | {r['test']:.2%} | {r['epochs']} ({r['full_epochs']})"
-            f" | {', '.join(map(str, r['best_epochs']))} | {r['seconds_per_epoch']} |"
+            f" | {', '.join(map(str, r['best_epochs']))} | {r['seconds_per_epoch']}"
+            f" | {r.get('device', 'cpu')} |"
         )
     lines += [
         "",
         "## Full-length runs",
         "",
-        "Every row at the book's length (the convolutional rows take hours on a CPU; with",
-        "CuPy and a GPU add nothing, the presets choose no device, so pass `device`):",
+        "Every row at the book's length, one at a time or in parallel (the convolutional",
+        "rows take hours on a CPU; add `--device gpu` where CuPy and a GPU are present):",
         "",
         "```sh",
         *[f"OPENBLAS_NUM_THREADS=1 python bench/book_table.py --rows {row}" for row in PRESETS],
         "```",
         "",
-        "A preset can also be submitted as a job (`nndl train --preset ch6-conv2`), which",
-        "reports the book's accuracy beside its own.",
+        "Chapter 6's λ is converted from the book's `network3.py` convention (λ/number of",
+        "mini-batches) to `network2.py`'s (λ/n) used here: the book's λ=0.1 at mini-batch 10",
+        "is λ=1.0 in the presets, the same weight decay per step.",
         "",
     ]
     PAGE.write_text("\n".join(lines))
@@ -100,10 +102,11 @@ def main() -> None:
     parser.add_argument("--epochs", nargs="*", default=[], metavar="ROW=N",
                         help="a shorter schedule for a row")
     parser.add_argument("--mnist", default=str(ROOT / ".." / "shared/data/mnist.pkl.gz"))
+    parser.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu")
     args = parser.parse_args()
     shorter = {k: int(v) for k, v in (item.split("=") for item in args.epochs)}
     for row in args.rows:
-        result = run_row(row, shorter.get(row), args.mnist)
+        result = run_row(row, shorter.get(row), args.mnist, args.device)
         print(json.dumps(result), flush=True)
         # Re-read before writing: other runs of this script may have added rows meanwhile.
         results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}

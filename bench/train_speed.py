@@ -187,6 +187,20 @@ def _rows(times: dict[str, float]) -> list[str]:
     return [f"| {name} | {t:.2f} | {t / ours:.1f}× |" for name, t in times.items()]
 
 
+def _targets(fc: dict[str, float], conv: dict[str, float]) -> list[str]:
+    """The issue's targets beside the measured ratios."""
+    ours_fc, ours_conv = fc["this library"], conv["this library"]
+    lines = [f"- per-example reference: {fc['per-example reference'] / ours_fc:.1f}× slower "
+             "than this library (target: at least 15×)"]
+    for name in fc:
+        if name.startswith("PyTorch"):
+            lines.append(f"- {name}, [784, 100, 10]: {fc[name] / ours_fc:.1f}× slower than this "
+                         "library (target: at least 4×)")
+            lines.append(f"- {name}, ch6-dropout: this library takes {ours_conv / conv[name]:.2f}×"
+                         " PyTorch's time (target: at most 1.5×)")
+    return lines
+
+
 def write_page(fc: dict[str, float], conv: dict[str, float], threads: int) -> None:
     lines = [
         "# Training speed",
@@ -214,6 +228,10 @@ def write_page(fc: dict[str, float], conv: dict[str, float], threads: int) -> No
         "| implementation | s/epoch | time vs this library |",
         "| --- | --- | --- |",
         *_rows(conv),
+        "",
+        "## Against the targets",
+        "",
+        *_targets(fc, conv),
         "",
     ]
     PAGE.write_text("\n".join(lines))
