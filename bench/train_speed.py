@@ -1,6 +1,6 @@
 """Training speed: this library against the book's per-example algorithm and PyTorch.
 
-    OPENBLAS_CORETYPE=... python bench/train_speed.py [--threads 1] [--repeats 3]
+    python bench/train_speed.py [--threads 1] [--repeats 3]
 
 Two networks, mini-batch 10, on the same CPU in one run, so the ratios hold even
 when the machine is shared:
@@ -232,6 +232,9 @@ def write_page(fc: dict[str, float], conv: dict[str, float], threads: int) -> No
         "## Against the targets",
         "",
         *_targets(fc, conv),
+        "",
+        "The GPU path (CuPy) has not been timed here: the benchmark machine has no CUDA",
+        "device. `bench/book_table.py --device gpu` reports seconds per epoch where one is.",
         "",
     ]
     PAGE.write_text("\n".join(lines))
