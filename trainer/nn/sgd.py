@@ -39,7 +39,7 @@ class EpochReport:
     epoch: int  # 1-based
     epochs: int
     eta: float
-    seconds: float
+    seconds: float  # training time of the epoch, without the evaluation passes
     training_cost: float
     validation_accuracy: float  # 0..1, nan without validation data
     validation_cost: float = float("nan")
