@@ -45,7 +45,7 @@ from nndl.trainer.nn.sgd import SGD, SGDConfig, one_hot  # noqa: E402
 from nndl.trainer.presets import resolve  # noqa: E402
 from nndl.trainer.training import build_network  # noqa: E402
 
-FC_EXAMPLES = 2_000  # per-example reference: 200 mini-batches, scaled to 50,000
+FC_EXAMPLES = 5_000  # per-example reference: 500 mini-batches, scaled to 50,000
 TORCH_FC_BATCHES = 1_000
 CONV_BATCHES = 300
 
