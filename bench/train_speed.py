@@ -38,6 +38,7 @@ def _threads_from_argv() -> int:
 os.environ["OPENBLAS_NUM_THREADS"] = str(_threads_from_argv())
 
 import numpy as np  # noqa: E402
+
 from nndl.trainer.data import load_mnist  # noqa: E402
 from nndl.trainer.nn.layers import Dense  # noqa: E402
 from nndl.trainer.nn.network import Network  # noqa: E402

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
 from nndl.trainer.data import Mnist
 from nndl.trainer.expand import expand
 from nndl.trainer.nn.backend import array_module

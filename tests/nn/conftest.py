@@ -12,6 +12,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
 from nndl.trainer.data import Mnist, load_mnist  # noqa: E402
 
 MNIST_PATH = Path(__file__).resolve().parents[2] / ".." / "shared/data/mnist.pkl.gz"

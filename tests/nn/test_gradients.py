@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nndl.trainer.nn.activations import ACTIVATIONS
 from nndl.trainer.nn.costs import COSTS
 from nndl.trainer.nn.layers import ConvPool, Dense

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nndl.trainer.nn.layers import ConvPool, Dense, layer_from_config
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nndl.trainer.nn.activations import ACTIVATIONS
 from nndl.trainer.nn.backend import array_module, to_numpy
 from nndl.trainer.nn.costs import COSTS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nndl.trainer.errors import InvalidSpecError
 from nndl.trainer.expand import expand, rotated, shifted
 from nndl.trainer.presets import PRESETS, resolve

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from nndl.trainer.data import Mnist
 from nndl.trainer.errors import TrainingDivergedError
 from nndl.trainer.nn.layers import Dense

@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 
 import numpy as np
+
 from nndl.trainer.errors import DeviceUnavailableError
 
 DEVICES = ("cpu", "gpu", "auto")

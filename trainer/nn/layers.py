@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from nndl.trainer.nn.activations import activation
 
 Array = Any

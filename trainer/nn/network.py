@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from nndl.trainer.nn.costs import cost as cost_named
 from nndl.trainer.nn.layers import ConvPool, Dense, layer_from_config
 

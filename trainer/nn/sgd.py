@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
 from nndl.trainer.errors import TrainingDivergedError
 from nndl.trainer.nn.backend import to_numpy
 from nndl.trainer.nn.network import Network
