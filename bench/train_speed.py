@@ -176,8 +176,9 @@ def main() -> None:
         fc["PyTorch " + torch.__version__] = best_of(
             r, lambda: torch_seconds(torch, *torch_fc(torch), 0.1, x, y, TORCH_FC_BATCHES)
         ) * 5_000 / TORCH_FC_BATCHES
+        eta = resolve("ch6-dropout").eta
         conv["PyTorch " + torch.__version__] = best_of(
-            r, lambda: torch_seconds(torch, *torch_conv(torch), 0.03, x, labels, CONV_BATCHES)
+            r, lambda: torch_seconds(torch, *torch_conv(torch), eta, x, labels, CONV_BATCHES)
         ) * conv_scale
     write_page(fc, conv, args.threads)
     print(PAGE.read_text())
@@ -220,7 +221,7 @@ def write_page(fc: dict[str, float], conv: dict[str, float], threads: int) -> No
         "| --- | --- | --- |",
         *_rows(fc),
         "",
-        "## ch6-dropout, mini-batch 10, η = 0.03",
+        f"## ch6-dropout, mini-batch 10, η = {resolve('ch6-dropout').eta:g}",
         "",
         "Two conv-pool layers (20 and 40 filters, 5×5, pool 2, ReLU), FC 1000 + FC 1000",
         "(ReLU, dropout 0.5), softmax. Seconds per epoch of the 250,000-image expanded set,",
