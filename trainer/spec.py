@@ -35,7 +35,15 @@ LIMITS = {
     "seed": (0, 2**32 - 1),
     "layer_width": (1, 4096),
     "layers": (2, 12),
+    "rotate": (0.0, 30.0),  # degrees
+    "conv": (0, 3),  # conv-pool layers
+    "filters": (1, 256),
+    "kernel": (1, 9),
+    "pool": (1, 4),
 }
+MAX_PARAMETERS = 20_000_000  # 80 MB of float32 per network, several copies while training
+MAX_CONV_MACS = 50_000_000  # multiply-adds per image in the conv layers (ch6: 1.6 million)
+CONV_KEYS = ("filters", "kernel", "pool")
 CHOICES = {
     "activation": tuple(a for a in ACTIVATIONS if a != "softmax"),
     "output": ("sigmoid", "softmax"),
@@ -68,7 +76,9 @@ class JobSpec:
     early_stopping: int = 0
     eta_schedule: int = 0
     train_size: int = 50_000  # the first N training images
-    expand: str = "none"
+    expand: str = "none"  # shift: the book's 1-pixel shifts (x5); shift+rotate adds ±rotate
+    rotate: float = 0.0  # degrees of the two rotated copies that expand shift+rotate adds
+    conv: list[dict] = field(default_factory=list)  # conv-pool layers before the dense ones
     ensemble: int = 1
     seed: int = 0
     device: str = "cpu"
@@ -121,9 +131,12 @@ class JobSpec:
                     f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}"
                 )
         for name in ("epochs", "mini_batch_size", "eta", "lmbda", "l1", "momentum", "dropout",
-                     "early_stopping", "eta_schedule", "train_size", "ensemble", "seed"):
+                     "early_stopping", "eta_schedule", "train_size", "ensemble", "seed", "rotate"):
             _in_range(name, getattr(self, name))
+        if self.expand == "shift+rotate" and self.rotate <= 0.0:
+            raise InvalidSpecError("expand shift+rotate needs rotate (degrees) above 0")
         self._validate_layers()
+        self._validate_size()
         if self.promote and not MODEL_NAME.match(self.promote):
             raise InvalidSpecError(f"promote {self.promote!r} is not a valid alias name")
         if self.promote == "latest":
@@ -151,10 +164,54 @@ class JobSpec:
             raise InvalidSpecError("cost cross_entropy needs output sigmoid")
 
 
-def _in_range(name: str, value: float) -> None:
+    def conv_shapes(self) -> list[list[int]]:
+        """The (H, W, C) input of each conv-pool layer, then the shape of the last output."""
+        shapes = [[28, 28, 1]]
+        for i, c in enumerate(self.conv):
+            h, w, _ = shapes[-1]
+            ph, pw = (h - c["kernel"] + 1) // c["pool"], (w - c["kernel"] + 1) // c["pool"]
+            if ph < 1 or pw < 1:
+                raise InvalidSpecError(
+                    f"conv[{i}]: a {c['kernel']}x{c['kernel']} kernel with pool {c['pool']} "
+                    f"does not fit its {h}x{w} input"
+                )
+            shapes.append([ph, pw, c["filters"]])
+        return shapes
+
+    def _validate_size(self) -> None:
+        """Refuses networks whose weights or convolutions would swamp a worker."""
+        lo, hi = LIMITS["conv"]
+        if not lo <= len(self.conv) <= hi:
+            raise InvalidSpecError(f"conv must list {lo} to {hi} layers, not {len(self.conv)}")
+        for i, c in enumerate(self.conv):
+            if sorted(c) != sorted(CONV_KEYS):
+                raise InvalidSpecError(
+                    f"conv[{i}] must have exactly the keys {', '.join(CONV_KEYS)}, not {sorted(c)}"
+                )
+            for key in CONV_KEYS:
+                _in_range(key, c[key], f"conv[{i}].{key}")
+        shapes = self.conv_shapes()
+        params, macs = 0, 0
+        for (_, _, c_in), (ph, pw, f), c in zip(shapes[:-1], shapes[1:], self.conv, strict=True):
+            k = c["kernel"]
+            params += k * k * c_in * f + f
+            macs += ph * pw * c["pool"] ** 2 * k * k * c_in * f
+        sizes = [shapes[-1][0] * shapes[-1][1] * shapes[-1][2], *self.layers[1:]]
+        params += sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        if macs > MAX_CONV_MACS:
+            raise InvalidSpecError(
+                f"conv layers need {macs:,} multiply-adds per image; the limit is {MAX_CONV_MACS:,}"
+            )
+        if params > MAX_PARAMETERS:
+            raise InvalidSpecError(
+                f"the network has {params:,} parameters; the limit is {MAX_PARAMETERS:,}"
+            )
+
+
+def _in_range(name: str, value: float, label: str = "") -> None:
     lo, hi = LIMITS[name]
-    if not lo <= value <= hi:
-        raise InvalidSpecError(f"{name} must be between {lo} and {hi}, not {value}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise InvalidSpecError(f"{label or name} must be between {lo} and {hi}, not {value!r}")
 
 
 def _coerce(name: str, value: Any, annotation: str) -> Any:
@@ -164,15 +221,25 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
         "str": isinstance(value, str),
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "list": isinstance(value, list)
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        "list": isinstance(value, list) and all(_is_item(v, annotation) for v in value),
     }[kind]
     if not ok:
         wanted = {"str": "a string", "int": "an integer", "float": "a number",
-                  "list": "a list of integers"}[kind]
+                  "list": "a list of objects" if "dict" in annotation else "a list of integers"}[
+            kind
+        ]
         raise InvalidSpecError(f"{name} must be {wanted}, not {json.dumps(value)[:40]}")
     if kind == "float":
         value = float(value)
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidSpecError(f"{name} must be a finite number")
     return value
+
+
+def _is_item(value: Any, annotation: str) -> bool:
+    """A list item: an integer, or for list[dict] an object of integers (a conv layer)."""
+    if "dict" in annotation:
+        return isinstance(value, dict) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value.values()
+        )
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -15,9 +15,10 @@ from typing import Protocol
 import numpy as np
 
 from nndl.trainer.data import Mnist
+from nndl.trainer.expand import expand
 from nndl.trainer.nn.backend import array_module
 from nndl.trainer.nn.ensemble import Ensemble
-from nndl.trainer.nn.layers import Dense
+from nndl.trainer.nn.layers import ConvPool, Dense
 from nndl.trainer.nn.network import Network
 from nndl.trainer.nn.sgd import SGD, EpochReport, SGDConfig
 from nndl.trainer.spec import JobSpec
@@ -42,37 +43,57 @@ class TrainingOutcome:
 
 
 def build_network(spec: JobSpec, xp, member: int) -> Network:
-    sizes = spec.layers
-    layers = []
+    """The spec's conv-pool layers, then its dense layers; dropout on dense inputs.
+
+    Dropout (book ch. 6) goes on the input of every dense layer except one reading
+    the raw image, which includes the inputs of the layers after the convolutions.
+    """
+    layers: list[Dense | ConvPool] = []
+    shapes = spec.conv_shapes()
+    for c, in_shape in zip(spec.conv, shapes, strict=False):
+        layers.append(ConvPool(in_shape, c["filters"], c["kernel"], c["pool"], spec.activation))
+    h, w, ch = shapes[-1]
+    sizes = [h * w * ch, *spec.layers[1:]]
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         last = i == len(sizes) - 2
         layers.append(
             Dense(n_in, n_out, act=spec.output if last else spec.activation,
-                  dropout=spec.dropout if i > 0 else 0.0)
+                  dropout=spec.dropout if layers else 0.0)
         )
     net = Network(layers, spec.cost, xp=xp, dtype=np.dtype(spec.dtype).type)
-    net.init_params(seed=spec.seed + 1000 * member, scheme=spec.init)
+    net.init_params(seed=member_seed(spec, member), scheme=spec.init)
     return net
+
+
+def member_seed(spec: JobSpec, member: int) -> int:
+    """Each ensemble member gets its own seed, so members differ (book ch. 6)."""
+    return spec.seed + 1000 * member
 
 
 def sgd_config(spec: JobSpec, member: int) -> SGDConfig:
     return SGDConfig(
         epochs=spec.epochs, mini_batch_size=spec.mini_batch_size, eta=spec.eta,
-        lmbda=spec.lmbda, l1=spec.l1, momentum=spec.momentum, seed=spec.seed + 1000 * member,
+        lmbda=spec.lmbda, l1=spec.l1, momentum=spec.momentum, seed=member_seed(spec, member),
         early_stopping=spec.early_stopping, eta_schedule=spec.eta_schedule,
+        monitor_size=spec.train_size,
     )
 
 
 def run_training(
     spec: JobSpec, mnist: Mnist, hooks: Hooks, resume: dict | None = None
 ) -> TrainingOutcome:
-    """Trains the spec's network (or ensemble) and measures it on validation and test."""
+    """Trains the spec's network (or ensemble) and measures it on validation and test.
+
+    The returned networks hold the last epoch's parameters, or the best epoch's when
+    early stopping is on.
+    """
     started = time.perf_counter()
     xp, device, note = array_module(spec.device)
+    dtype = np.dtype(spec.dtype).type
     tx, ty = mnist.training
-    training = (tx[: spec.train_size], ty[: spec.train_size])
+    training = expand(tx[: spec.train_size], ty[: spec.train_size], spec.expand, spec.rotate)
     done: list[dict] = list(resume["members"]) if resume else []
-    networks = [Network.from_config(d["config"], d["params"], xp=xp) for d in done]
+    networks = [Network.from_config(d["config"], d["params"], xp=xp, dtype=dtype) for d in done]
     history = [d["history"] for d in done]
     for member in range(len(done), spec.ensemble):
         net = build_network(spec, xp, member)
@@ -82,7 +103,7 @@ def run_training(
             resume = None
 
         def checkpoint(sgd: SGD = sgd) -> dict:
-            return {"members": done, "current": sgd.state_dict()}
+            return {"members": list(done), "current": sgd.state_dict()}
 
         while not sgd.done:
             report = sgd.run_epoch()
@@ -108,7 +129,7 @@ def run_training(
 def _accuracy(model: Ensemble, data: tuple[np.ndarray, np.ndarray], xp) -> float:
     x, y = data
     right = 0
-    for i in range(0, x.shape[0], 2000):
-        pred = model.predict(xp.asarray(x[i : i + 2000]))
-        right += int((pred == xp.asarray(y[i : i + 2000])).sum())
+    for i in range(0, x.shape[0], 1000):
+        pred = model.predict(xp.asarray(x[i : i + 1000]))
+        right += int((pred == xp.asarray(y[i : i + 1000])).sum())
     return right / x.shape[0]

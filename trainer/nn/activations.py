@@ -14,9 +14,12 @@ Array = Any
 
 
 def _sigmoid(z: Array, xp) -> Array:
-    # exp of a large positive number overflows; clipping keeps it finite without
-    # changing the float32 result (sigmoid(±40) is already 0 or 1 to float64 precision).
-    return 1.0 / (1.0 + xp.exp(-xp.clip(z, -40.0, 40.0)))
+    # sigmoid(z) = (1 + tanh(z/2)) / 2: tanh never overflows, so there is no exp(-z)
+    # to blow up for large negative z and no clip is needed.
+    a = xp.tanh(z * 0.5)
+    a *= 0.5
+    a += 0.5
+    return a
 
 
 def _sigmoid_prime(z: Array, a: Array, xp) -> Array:
@@ -50,7 +53,8 @@ def _linear_prime(z: Array, a: Array, xp) -> Array:
 def _softmax(z: Array, xp) -> Array:
     # Subtracting the row maximum keeps exp from overflowing; the result is unchanged.
     e = xp.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    e /= e.sum(axis=1, keepdims=True)
+    return e
 
 
 def _softmax_prime(z: Array, a: Array, xp) -> Array:

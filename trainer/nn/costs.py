@@ -12,12 +12,7 @@ from typing import Any
 from nndl.trainer.nn.activations import Activation
 
 Array = Any
-
-
-def _clip_open(a: Array, xp) -> Array:
-    """Keeps log(a) and log(1 - a) finite: 1 - eps must still be below 1 in a's dtype."""
-    eps = float(xp.finfo(a.dtype).eps)
-    return xp.clip(a, eps, 1.0 - eps)
+_EPS = 1e-12  # keeps log() finite when an output saturates at exactly 0 or 1
 
 
 def _quadratic(a: Array, y: Array, xp) -> float:
@@ -29,8 +24,11 @@ def _quadratic_delta(z: Array, a: Array, y: Array, act: Activation, xp) -> Array
 
 
 def _cross_entropy(a: Array, y: Array, xp) -> float:
-    a = _clip_open(a, xp)
-    return float(-(y * xp.log(a) + (1.0 - y) * xp.log(1.0 - a)).sum() / a.shape[0])
+    # Both logs are floored separately: in float32 1 - 1e-12 rounds to 1, so clipping
+    # a itself to [eps, 1 - eps] would still give log(0) * 0 = NaN for a saturated a.
+    log_a = xp.log(xp.maximum(a, _EPS))
+    log_1ma = xp.log(xp.maximum(1.0 - a, _EPS))
+    return float(-(y * log_a + (1.0 - y) * log_1ma).sum() / a.shape[0])
 
 
 def _cross_entropy_delta(z: Array, a: Array, y: Array, act: Activation, xp) -> Array:
@@ -39,7 +37,7 @@ def _cross_entropy_delta(z: Array, a: Array, y: Array, act: Activation, xp) -> A
 
 
 def _log_likelihood(a: Array, y: Array, xp) -> float:
-    return float(-(y * xp.log(_clip_open(a, xp))).sum() / a.shape[0])
+    return float(-(y * xp.log(xp.clip(a, _EPS, 1.0))).sum() / a.shape[0])
 
 
 @dataclass(frozen=True)

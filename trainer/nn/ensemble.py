@@ -38,3 +38,16 @@ class Ensemble:
 
     def predict(self, x: Array) -> Array:
         return self.probabilities(x).argmax(axis=1)
+
+    def vote(self, x: Array) -> Array:
+        """The book's ensemble: each member votes its digit, the most votes win.
+
+        Ties go to the digit with the highest mean probability among the tied ones.
+        """
+        xp = self.xp
+        votes = xp.zeros((x.shape[0], 10), dtype=xp.float64)  # (N, 10) vote counts
+        rows = xp.arange(x.shape[0])
+        for net in self.members:
+            votes[rows, net.predict(x)] += 1.0
+        # Mean probabilities are < 1, so they only ever break ties between equal counts.
+        return (votes + self.probabilities(x) * 0.5).argmax(axis=1)

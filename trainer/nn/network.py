@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from nndl.trainer.nn.costs import cost as cost_named
-from nndl.trainer.nn.layers import layer_from_config
+from nndl.trainer.nn.layers import ConvPool, Dense, layer_from_config
 
 Array = Any
 
@@ -23,7 +23,7 @@ class Network:
     (2, 10)
     """
 
-    def __init__(self, layers: list, cost: str, xp=np, dtype=np.float32) -> None:
+    def __init__(self, layers: list[Dense | ConvPool], cost: str, xp=np, dtype=np.float32) -> None:
         self.layers = layers
         self.cost = cost_named(cost)
         self.xp = xp
@@ -34,27 +34,38 @@ class Network:
                 f"the {self.cost.name} cost needs {' or '.join(self.cost.output_activations)} "
                 f"output neurons, not {out}"
             )
+        for before, after in zip(layers[:-1], layers[1:], strict=True):
+            if before.n_out != after.n_in:
+                raise ValueError(f"a layer with {before.n_out} outputs feeds one of {after.n_in}")
 
     def init_params(self, seed: int, scheme: str = "scaled") -> None:
         rng = np.random.default_rng(seed)  # host RNG: the same weights on CPU and GPU
         for layer in self.layers:
             layer.init_params(self.xp, rng, scheme, self.dtype)
 
-    def feedforward(self, x: Array, rng=None) -> Array:
+    def feedforward(self, x: Array, rng: np.random.Generator | None = None) -> Array:
         """(N, 784) -> (N, 10); rng given means training mode (dropout on)."""
         a = x
         for layer in self.layers:
             a = layer.forward(a, self.xp, rng)
         return a
 
-    def gradients(self, x: Array, y: Array, rng=None) -> None:
-        """Backpropagation over the whole mini-batch; leaves grads in each layer."""
+    def gradients(
+        self, x: Array, y: Array, rng: np.random.Generator | None = None, scale: float | None = None
+    ) -> None:
+        """Backpropagation over the whole mini-batch; leaves grads in each layer.
+
+        y is one-hot (N, 10). Backpropagation is linear in the output delta, so scaling
+        that delta scales every gradient: the default 1/N gives the mean gradient,
+        SGD passes -eta/N and gets its update directly.
+        """
         xp = self.xp
         a = self.feedforward(x, rng)
         last = self.layers[-1]
-        dz = self.cost.delta(last.z, a, y, last.act, xp)
+        dz = self.cost.delta(last.z, a, y, last.act, xp)  # (N, 10)
+        dz *= (1.0 / x.shape[0]) if scale is None else scale
         for i in range(len(self.layers) - 1, -1, -1):
-            da = self.layers[i].backward(dz, xp)
+            da = self.layers[i].backward(dz, xp, need_dx=i > 0)
             if i:
                 dz = self.layers[i - 1].dz_from_da(da, xp)
 
@@ -74,6 +85,9 @@ class Network:
         """Rebuilds a trained network from `config()` and host parameter arrays."""
         layers = [layer_from_config(c) for c in config["layers"]]
         net = cls(layers, config["cost"], xp=xp, dtype=dtype)
+        # Shapes are the caller's to check (the registry names the bad array precisely;
+        # `layer.param_shapes()` says what each layer needs).
         for layer, p in zip(layers, params, strict=True):
             layer.params = {k: xp.asarray(v, dtype=dtype) for k, v in p.items()}
         return net
+

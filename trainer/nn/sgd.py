@@ -26,13 +26,13 @@ class SGDConfig:
     epochs: int = 30
     mini_batch_size: int = 10
     eta: float = 0.5
-    lmbda: float = 0.0  # L2 regularisation
-    l1: float = 0.0  # L1 regularisation
+    lmbda: float = 0.0  # L2 regularisation (network2.py's convention: decay eta*lmbda/n)
+    l1: float = 0.0  # L1 regularisation, same convention
     momentum: float = 0.0
     seed: int = 0
     early_stopping: int = 0  # stop after this many epochs without improvement; 0 = never
     eta_schedule: int = 0  # halve eta after this many epochs without improvement; 0 = fixed
-    monitor_training: bool = False  # also measure accuracy and cost on the training data
+    monitor_size: int = 50_000  # training cost/accuracy are measured on the first this many
 
 
 @dataclass
@@ -40,7 +40,7 @@ class EpochReport:
     epoch: int  # 1-based
     epochs: int
     eta: float
-    seconds: float
+    seconds: float  # training time of the epoch, without the evaluation passes
     training_cost: float
     validation_accuracy: float  # 0..1, nan without validation data
     validation_cost: float = float("nan")
@@ -63,29 +63,31 @@ class _State:
 
 
 def one_hot(labels: Array, xp, dtype) -> Array:
+    """(N,) int labels -> (N, 10) rows with a single 1."""
     out = xp.zeros((labels.shape[0], 10), dtype=dtype)
     out[xp.arange(labels.shape[0]), labels] = 1.0
     return out
 
 
-def accuracy(net: Network, x: Array, labels: Array, chunk: int = 2000) -> float:
-    """Fraction classified right, in chunks so big sets fit in memory."""
-    right = 0
-    for i in range(0, x.shape[0], chunk):
-        right += int((net.predict(x[i : i + chunk]) == labels[i : i + chunk]).sum())
-    return right / max(1, x.shape[0])
-
-
-def total_cost(net: Network, x: Array, labels: Array, lmbda: float, chunk: int = 2000) -> float:
-    """Mean cost over the data set, with the L2 term as in the book."""
+def evaluate(
+    net: Network, x: Array, labels: Array, lmbda: float = 0.0, chunk: int = 1000
+) -> tuple[float, float]:
+    """(mean cost with the book's L2 term, accuracy) in one pass, in chunks for memory."""
     xp = net.xp
-    total = 0.0
+    total, right = 0.0, 0
     for i in range(0, x.shape[0], chunk):
         xb, yb = x[i : i + chunk], labels[i : i + chunk]
-        total += net.cost.value(net.feedforward(xb), one_hot(yb, xp, net.dtype), xp) * xb.shape[0]
+        a = net.feedforward(xb)  # (chunk, 10)
+        total += net.cost.value(a, one_hot(yb, xp, net.dtype), xp) * xb.shape[0]
+        right += int((a.argmax(axis=1) == yb).sum())
     n = max(1, x.shape[0])
     l2 = 0.5 * lmbda / n * sum(float((p["w"] ** 2).sum()) for p in net.parameters() if "w" in p)
-    return total / n + l2
+    return total / n + l2, right / n
+
+
+def accuracy(net: Network, x: Array, labels: Array) -> float:
+    """Fraction of x classified as labelled."""
+    return evaluate(net, x, labels)[1]
 
 
 class SGD:
@@ -102,7 +104,7 @@ class SGD:
         xp = net.xp
         self.x = xp.asarray(training[0], dtype=net.dtype)  # (n, 784)
         self.labels = xp.asarray(training[1])
-        self.y = one_hot(self.labels, xp, net.dtype)  # (n, 10)
+        self.y = one_hot(self.labels, xp, net.dtype)  # (n, 10), made once for all epochs
         self.validation = (
             None
             if validation is None
@@ -120,7 +122,8 @@ class SGD:
             return True
         if c.early_stopping and s.stalled >= c.early_stopping:
             return True
-        return bool(c.eta_schedule) and s.eta < c.eta / 128.0
+        # The book's schedule ends once eta has been halved down to eta0/128.
+        return bool(c.eta_schedule) and s.eta <= c.eta / 128.0
 
     def _rng(self) -> np.random.Generator:
         # Seeded by (seed, epoch) so that a run resumed from a checkpoint shuffles and
@@ -133,54 +136,61 @@ class SGD:
         rng = self._rng()
         n = self.x.shape[0]
         perm = xp.asarray(rng.permutation(n))
-        x, y = self.x[perm], self.y[perm]
-        dropout_rng = rng if any(getattr(layer, "dropout", 0) for layer in net.layers) else None
+        x, y = self.x[perm], self.y[perm]  # one gather per epoch, contiguous batches after
+        dropout_rng = rng if any(layer.dropout for layer in net.layers) else None
         m = c.mini_batch_size
-        for k in range(0, n, m):
-            net.gradients(x[k : k + m], y[k : k + m], dropout_rng)
-            self._update(n)
-        s.epoch += 1
-        report = self._evaluate(time.perf_counter() - started)
+        # A diverging run overflows somewhere in the epoch; instead of a warning per
+        # operation it ends with TrainingDivergedError from the finiteness check below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(0, n, m):
+                xb = x[k : k + m]
+                # The gradients come out as -eta * mean gradient: the update itself.
+                net.gradients(xb, y[k : k + m], dropout_rng, -s.eta / xb.shape[0])
+                self._update(n)
+            s.epoch += 1
+            report = self._evaluate(time.perf_counter() - started)
         self._track(report)
         return report
 
     def _update(self, n: int) -> None:
+        """Applies the steps left in the layers' grads, with decay and momentum."""
         c, eta = self.config, self.state.eta
-        decay = 1.0 - eta * c.lmbda / n
         for layer, vel in zip(self.net.layers, self.velocities, strict=True):
+            grads = layer.grads
             for name, p in layer.params.items():
-                g = layer.grads[name]
                 if name == "w":
                     if c.lmbda:
-                        p *= decay
+                        p *= 1.0 - eta * c.lmbda / n  # L2: weight decay (book ch. 3)
                     if c.l1:
                         p -= (eta * c.l1 / n) * self.net.xp.sign(p)
                 if c.momentum:
                     v = vel[name]
                     v *= c.momentum
-                    v -= eta * g
+                    v += grads[name]
                     p += v
                 else:
-                    p -= eta * g
+                    p += grads[name]
 
     def _evaluate(self, seconds: float) -> EpochReport:
         c, s, net = self.config, self.state, self.net
-        train_cost = total_cost(net, self.x, self.labels, c.lmbda)
-        if not np.isfinite(train_cost):
+        m = c.monitor_size
+        train_cost, train_accuracy = evaluate(net, self.x[:m], self.labels[:m], c.lmbda)
+        weights = sum(float(abs(p).sum()) for layer in net.parameters() for p in layer.values())
+        # A saturated output can keep the cost finite while weights are already inf/NaN.
+        if not (np.isfinite(train_cost) and np.isfinite(weights)):
+            what = "training cost" if not np.isfinite(train_cost) else "sum of |weights|"
+            value = train_cost if not np.isfinite(train_cost) else weights
             raise TrainingDivergedError(
-                f"the training cost became {train_cost} in epoch {s.epoch}; "
+                f"the {what} became {value} in epoch {s.epoch}; "
                 "try a smaller learning rate (eta)"
             )
         report = EpochReport(
             epoch=s.epoch, epochs=c.epochs, eta=s.eta, seconds=seconds, training_cost=train_cost,
-            validation_accuracy=float("nan"),
+            validation_accuracy=float("nan"), training_accuracy=train_accuracy,
         )
         if self.validation is not None:
             vx, vl = self.validation
-            report.validation_accuracy = accuracy(net, vx, vl)
-            report.validation_cost = total_cost(net, vx, vl, c.lmbda)
-        if c.monitor_training:
-            report.training_accuracy = accuracy(net, self.x, self.labels)
+            report.validation_cost, report.validation_accuracy = evaluate(net, vx, vl, c.lmbda)
         return report
 
     def _track(self, report: EpochReport) -> None:
