@@ -103,7 +103,9 @@ def _run(args: argparse.Namespace) -> int:
             redis_url = ctx.enter_context(LocalRedis()).url
             print(f"started a private Redis at {redis_url}")
         port = free_port()
-        env = {**os.environ, "NNDL_REDIS_URL": redis_url,
+        # One BLAS thread each: the trainer and the server share the cores, and at
+        # mini-batch 10 extra BLAS threads only spin.
+        env = {"OPENBLAS_NUM_THREADS": "1", **os.environ, "NNDL_REDIS_URL": redis_url,
                "NNDL_PREFIX": f"nndl-demo-{os.getpid()}",
                "NNDL_REGISTRY_DIR": os.path.join(workdir, "models"),
                "NNDL_PORT": str(port), "NNDL_METRICS_PORT": "0",

@@ -8,6 +8,12 @@ its keys are deleted afterwards, so tests never see each other's data.
 from __future__ import annotations
 
 import os
+
+# One BLAS thread per process: at mini-batch 10 a second thread only waits, and on a busy
+# two-core machine the threads' spinning made training several times slower. Set before
+# numpy is first imported; worker processes that tests start inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import threading
 import uuid
 from collections.abc import Iterator

@@ -178,6 +178,8 @@ def test_submission_is_refused_when_too_many_jobs_wait(rclient, prefix) -> None:
 
 # One bad value for every field of the spec, and the words the refusal must contain.
 BAD_FIELDS = {
+    "rotate": (45.0, "rotate must be between"),
+    "conv": ([{"filters": 20, "kernel": 5}], r"conv\[0\] must have exactly the keys"),
     "model": ("Bad Name", "model 'Bad Name' is not a valid name"),
     "preset": (7, "preset must be a string"),
     "layers": ([784, 0, 10], r"layers\[1\] must be between 1 and 4096"),
