@@ -26,7 +26,9 @@ from nndl.trainer.data import Mnist, load_mnist
 from nndl.trainer.local_redis import LocalRedis
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist.pkl.gz"
+# MNIST for the tests: NNDL_MNIST_PATH, else the copy kept beside the repository.
+MNIST_PATH = Path(os.environ.get("NNDL_MNIST_PATH")
+                  or REPO.parent / "shared" / "data" / "mnist.pkl.gz")
 
 
 def _reachable(url: str) -> bool:
@@ -68,10 +70,9 @@ def rclient(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session")
 def mnist() -> Mnist:
-    path = os.environ.get("NNDL_MNIST_PATH") or str(SHARED_MNIST)
-    if not Path(path).is_file():
-        pytest.skip(f"MNIST not found at {path}; set NNDL_MNIST_PATH")
-    return load_mnist(path)
+    if not MNIST_PATH.is_file():
+        pytest.skip(f"MNIST not found at {MNIST_PATH}; set NNDL_MNIST_PATH")
+    return load_mnist(MNIST_PATH)
 
 
 @pytest.fixture

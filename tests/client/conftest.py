@@ -6,7 +6,6 @@ cost seconds each, so the client tests build the same parts once per module here
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from PIL import Image
 from nndl.client import DigitsClient
 from nndl.server.settings import ServerSettings
 from nndl.trainer.data import Mnist
-from tests.conftest import SHARED_MNIST
+from tests.conftest import MNIST_PATH
 
 TINY_JOB = {"epochs": 2, "train_size": 3000, "init": "scaled"}
 
@@ -59,7 +58,7 @@ def live(redis_url: str, mnist: Mnist, tmp_path_factory: pytest.TempPathFactory,
             final = c.wait(job.id, timeout=120)
             assert final.result.version == 1, final.error
         yield Live(address, job.id,
-                   os.environ.get("NNDL_MNIST_PATH") or str(SHARED_MNIST), settings)
+                   str(MNIST_PATH), settings)
     finally:
         worker.stopping.set()
         thread.join(timeout=60)

@@ -26,7 +26,7 @@ from nndl.trainer.keys import Keys
 from nndl.trainer.local_redis import free_port
 from nndl.trainer.queue import JobQueue
 from nndl.trainer.registry import DirectoryStore, Registry
-from tests.conftest import SHARED_MNIST
+from tests.conftest import MNIST_PATH
 
 
 @dataclass
@@ -74,8 +74,8 @@ def models_dir(tmp_path: Path) -> Path:
 def spawn(redis_url: str, prefix: str, tmp_path: Path,
           models_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Starts a worker process: spawn(name, claim_timeout_s=2.0, redis_url=None)."""
-    if not SHARED_MNIST.is_file():
-        pytest.skip(f"MNIST not found at {SHARED_MNIST}")
+    if not MNIST_PATH.is_file():
+        pytest.skip(f"MNIST not found at {MNIST_PATH}")
     started: list[WorkerProcess] = []
 
     def start(name: str, claim_timeout_s: float = 2.0, redis_url_: str = "") -> WorkerProcess:
@@ -83,7 +83,7 @@ def spawn(redis_url: str, prefix: str, tmp_path: Path,
         env = {
             **os.environ,
             "NNDL_REDIS_URL": redis_url_ or redis_url, "NNDL_PREFIX": prefix,
-            "NNDL_REGISTRY_DIR": str(models_dir), "NNDL_MNIST_PATH": str(SHARED_MNIST),
+            "NNDL_REGISTRY_DIR": str(models_dir), "NNDL_MNIST_PATH": str(MNIST_PATH),
             "NNDL_CLAIM_TIMEOUT_S": str(claim_timeout_s), "NNDL_BLOCK_MS": "200",
             "NNDL_RECONNECT_MAX_S": "1", "NNDL_WORKER_ID": name,
             "NNDL_METRICS_PORT": str(port),

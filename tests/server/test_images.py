@@ -12,7 +12,6 @@ import io
 import struct
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,13 +20,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nndl.server.images import ImageLimits, normalize_encoded
-from nndl.trainer.data import Mnist, load_mnist
+from nndl.trainer.data import Mnist
 from nndl.trainer.errors import InvalidArgumentError
 from nndl.trainer.nn.ensemble import Ensemble
 from nndl.trainer.presets import resolve
 from nndl.trainer.training import run_training
-
-MNIST_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist.pkl.gz"
 
 # (format, how the pixels are stored); every one must survive the trip
 LOOKS = [
@@ -41,13 +38,6 @@ PAPER, PEN = np.array([245, 240, 228]), np.array([25, 30, 90])  # off-white, blu
 class _Quiet:
     def on_epoch(self, member, report, checkpoint) -> None:
         """Training in a test needs no progress."""
-
-
-@pytest.fixture(scope="module")
-def mnist() -> Mnist:
-    if not MNIST_PATH.is_file():
-        pytest.skip(f"no MNIST at {MNIST_PATH}")
-    return load_mnist(MNIST_PATH)
 
 
 @pytest.fixture(scope="module")
