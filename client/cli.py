@@ -52,6 +52,17 @@ class BadInput(ClientError):
     """A file the command was given cannot be used (exit code 5)."""
 
 
+class UsageError(ClientError):
+    """A flag's value that can never work (exit code 2, like argparse's own errors)."""
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
 # ---------------------------------------------------------------- output helpers
 
 
@@ -202,9 +213,14 @@ def _spec_from_args(args: Args) -> dict[str, Any]:
     if args.spec:
         try:
             spec = json.loads(Path(args.spec).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise BadInput(f"cannot read the job spec {args.spec}: {e}; it must be a JSON "
-                           "object of job-spec fields") from e
+        except OSError as e:
+            raise BadInput(f"cannot read the job spec {args.spec}: {e.strerror or e}") from e
+        except json.JSONDecodeError as e:
+            raise BadInput(f"the job spec {args.spec} is not valid JSON ({e}); it must be a "
+                           "JSON object of job-spec fields") from e
+        if not isinstance(spec, dict):
+            raise BadInput(f"the job spec {args.spec} holds a JSON {type(spec).__name__}; it "
+                           "must be a JSON object of job-spec fields, like {\"epochs\": 10}")
     for flag, _, _ in TRAIN_OPTIONS:
         name = flag.replace("-", "_")
         value = getattr(args, name)
@@ -214,8 +230,8 @@ def _spec_from_args(args: Args) -> dict[str, Any]:
             try:
                 value = [int(v) for v in value.split(",")]
             except ValueError:
-                raise BadInput(f"--layers takes sizes separated by commas, like "
-                               f"784,100,10, not {value!r}") from None
+                raise UsageError(f"--layers takes sizes separated by commas, like "
+                                 f"784,100,10, not {value!r}") from None
         spec[name] = value
     return spec
 
@@ -485,7 +501,7 @@ def _connection_flags(p: argparse.ArgumentParser, defaults: bool) -> None:
                    help="use TLS with the system's root certificates")
     g.add_argument("--tls-ca", metavar="FILE", default=d(os.environ.get("NNDL_TLS_CA", "")),
                    help="use TLS, trusting this CA certificate (NNDL_TLS_CA)")
-    g.add_argument("--timeout", type=float, metavar="SECONDS", default=d(60.0),
+    g.add_argument("--timeout", type=_seconds, metavar="SECONDS", default=d(60.0),
                    help="for each call (default 60)")
     g.add_argument("--debug", action="store_true", default=d(False),
                    help="show tracebacks of errors")
@@ -590,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nndl: {e}", file=sys.stderr)
         if isinstance(e, BadInput):
             return EXIT_BAD_INPUT
+        if isinstance(e, UsageError):
+            return EXIT_USAGE
         unreachable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
         return EXIT_UNREACHABLE if e.code in unreachable else EXIT_REFUSED
     except KeyboardInterrupt:

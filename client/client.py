@@ -92,15 +92,18 @@ def _pixels(x: np.ndarray) -> np.ndarray:
 class DigitsClient:
     """Talks to one nndl server; every failure is a ClientError whose message says the fix.
 
-    `timeout` bounds each call in seconds; calls that are safe to repeat are retried
-    `retries` times, with backoff, while the server is UNAVAILABLE (restarting, say).
+    `timeout` bounds each call in seconds; calls that are safe to repeat are tried up to
+    `retries` times while the server is UNAVAILABLE, with backoff: the default rides out
+    a server restart (about 30 s of waiting in all). Until the server has answered once,
+    3 tries at most, so a wrong address is reported within two seconds.
     `token` is sent as a bearer token; `tls` (or a `tls_ca` certificate file) uses TLS.
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, token: str = "",
                  tls: bool = False, tls_ca: str | Path = "", timeout: float = 30.0,
-                 retries: int = 3) -> None:
+                 retries: int = 10) -> None:
         self.address, self.timeout, self.retries = address, timeout, max(1, retries)
+        self._reached = False  # whether the server has answered yet
         options = [("grpc.max_receive_message_length", 256 * 1024 * 1024),
                    ("grpc.max_send_message_length", 256 * 1024 * 1024)]
         if tls or tls_ca:
@@ -130,20 +133,25 @@ class DigitsClient:
     # -- calls and errors
 
     def _call(self, method: Callable[..., T], request: Any, idempotent: bool = True) -> T:
-        attempts = self.retries if idempotent else 1
+        attempts = (self.retries if self._reached else min(3, self.retries)) if idempotent else 1
         for attempt in range(attempts):
             try:
-                return method(request, timeout=self.timeout, metadata=self.metadata)
+                answer = method(request, timeout=self.timeout, metadata=self.metadata)
+                self._reached = True
+                return answer
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts:
-                    time.sleep(0.2 * 2**attempt)
+                    time.sleep(_backoff(attempt))
                     continue
                 raise self._error(e, type(request).__name__) from None
         raise AssertionError("the loop returns or raises")
 
     def _error(self, e: grpc.RpcError, request: str) -> ClientError:
         code, details = e.code(), e.details() or e.code().name.lower()
-        if code == grpc.StatusCode.UNAVAILABLE:
+        from_server = any(k == "nndl-origin" for k, _ in (e.trailing_metadata() or ()))
+        if code == grpc.StatusCode.UNAVAILABLE and from_server:
+            message = details  # the server answered: something behind it is away
+        elif code == grpc.StatusCode.UNAVAILABLE:
             message = (f"cannot reach the nndl server at {self.address}; start nndl-server "
                        "there or point --server (NNDL_SERVER) at it")
         elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -275,6 +283,7 @@ class DigitsClient:
                 timeout=left, metadata=self.metadata)
             try:
                 for event in stream:
+                    self._reached = True
                     failures = 0  # the retries bound failures in a row, not in a whole watch
                     if last_time is None or event.time > last_time:
                         last_time = event.time
@@ -284,7 +293,7 @@ class DigitsClient:
                 failures += 1
                 if e.code() != grpc.StatusCode.UNAVAILABLE or failures >= self.retries:
                     raise self._error(e, "WatchJob") from None
-                time.sleep(0.2 * 2**failures)
+                time.sleep(_backoff(failures - 1))
             finally:
                 stream.cancel()
 
@@ -346,6 +355,11 @@ def _epoch(d: dict[str, float]) -> pb.EpochProgress:
         epoch_seconds=v("seconds"), training_cost=v("training_cost"),
         validation_accuracy=v("validation_accuracy"), validation_cost=v("validation_cost"),
         training_accuracy=v("training_accuracy"))
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before retry `attempt` (0-based): 0.25, 0.5, 1, 2, 4, then 5 each."""
+    return min(0.25 * 2**attempt, 5.0)
 
 
 def _classification(p: pb.Prediction, model: str, version: int) -> Classification:

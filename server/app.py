@@ -67,7 +67,10 @@ def build(s: ServerSettings, metrics: ServerMetrics | None = None) -> RunningSer
     if s.token:
         interceptors.insert(0, TokenInterceptor(s.token, s.token_for_classify))
     options = [("grpc.max_receive_message_length", s.max_message_bytes),
-               ("grpc.max_send_message_length", s.max_message_bytes)]
+               ("grpc.max_send_message_length", s.max_message_bytes),
+               # Without this a second server on the same port starts too, and the
+               # kernel splits the calls between the two.
+               ("grpc.so_reuseport", 0)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=s.threads),
                          interceptors=interceptors, options=options)
     classifier = ClassifierServicer(cache, registry, s, metrics)
@@ -82,7 +85,12 @@ def build(s: ServerSettings, metrics: ServerMetrics | None = None) -> RunningSer
                                          reflection.SERVICE_NAME], server)
     address = f"{s.host}:{s.port}"
     creds = _credentials(s)
-    port = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+    try:
+        port = (server.add_secure_port(address, creds) if creds
+                else server.add_insecure_port(address))
+    except RuntimeError as e:  # grpc raises a bare RuntimeError when it cannot bind
+        raise OSError(f"cannot listen on {address}: {e}; is another server running there?"
+                      ) from e
     if classifier.batcher is not None:
         classifier.batcher.start()
     server.start()
@@ -99,9 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=s.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s server %(message)s")
     metrics = ServerMetrics()
-    if s.metrics_port:
-        start_http_server(s.metrics_port, registry=metrics.registry)
-    running = build(s, metrics)
+    try:
+        if s.metrics_port:
+            start_http_server(s.metrics_port, registry=metrics.registry)
+        running = build(s, metrics)
+    except (OSError, ValueError) as e:  # a port in use, a bad Redis URL or store: one line
+        log.error("the server cannot start: %s", e)
+        return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

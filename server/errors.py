@@ -7,10 +7,12 @@ import logging
 from collections.abc import Callable
 
 import grpc
+import redis
 
 from nndl.trainer.errors import NndlError
 
 log = logging.getLogger(__name__)
+ORIGIN_KEY = "nndl-origin"  # trailing metadata on errors the server itself reports
 
 STATUS = {
     "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
@@ -49,6 +51,12 @@ def grpc_errors(method: Callable) -> Callable:
             return method(self, request, context)
         except NndlError as e:
             context.abort(status_of(e), str(e))
+        except redis.RedisError as e:
+            log.warning("%s: Redis is unreachable: %s", method.__name__, e)
+            # Marks this UNAVAILABLE as the server's own answer, not a transport failure.
+            context.set_trailing_metadata(((ORIGIN_KEY, "server"),))
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          "the server cannot reach Redis right now; retry shortly")
         except Exception:
             log.exception("%s failed", method.__name__)
             context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")

@@ -94,7 +94,8 @@ class DirectoryStore:
                 return f.read()
         except FileNotFoundError:
             raise NotFoundError(
-                f"model {name} version {version} has no file in {self.root}"
+                f"model {name} version {version} has no file in {self.root}; is "
+                "NNDL_REGISTRY_DIR the folder the trainers publish to?"
             ) from None
 
 

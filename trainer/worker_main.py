@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(JsonFormatter(worker_id))
     logging.basicConfig(level=s.log_level.upper(), handlers=[handler])
     log = logging.getLogger("nndl.trainer")
-    client = s.redis()
     metrics = TrainerMetrics()
     try:
+        client = s.redis()
         if s.metrics_port:
             start_http_server(s.metrics_port, registry=metrics.registry)
         registry = s.registry(client)

@@ -93,23 +93,34 @@ def test_aliases_and_model_listing(live) -> None:
         assert "mnist" in {m.name for m in c.models()}
 
 
-def test_idempotent_calls_are_retried_until_the_server_is_up(settings) -> None:
+def test_idempotent_calls_ride_out_a_server_restart(settings) -> None:
     from nndl.server.app import build
 
     port = free_port()
+    same_port = dataclasses.replace(settings, port=port)
+    first = build(same_port)
     started: list = []
-    timer = threading.Timer(0.5, lambda: started.append(
-        build(dataclasses.replace(settings, port=port))))
-    timer.start()
-    try:
-        with DigitsClient(f"127.0.0.1:{port}", retries=6, timeout=5) as c:
+    with DigitsClient(f"127.0.0.1:{port}", timeout=5) as c:
+        assert c.jobs(5) == []  # reached once: from now on it waits for a restart
+        first.stop(0.1)
+        timer = threading.Timer(1.5, lambda: started.append(build(same_port)))
+        timer.start()
+        try:
             begun = time.monotonic()
-            assert c.jobs(5) == []  # the first attempts find nobody listening
-            assert time.monotonic() - begun >= 0.4
-    finally:
-        timer.join()
-        for running in started:
-            running.stop(1.0)
+            assert c.jobs(5) == []  # answered by the restarted server
+            assert time.monotonic() - begun >= 1.0
+        finally:
+            timer.join()
+            for running in started:
+                running.stop(1.0)
+
+
+def test_a_wrong_address_is_reported_within_seconds() -> None:
+    with DigitsClient(f"127.0.0.1:{free_port()}", timeout=5) as c:
+        begun = time.monotonic()
+        with pytest.raises(ClientError, match="cannot reach"):
+            c.jobs(5)
+        assert time.monotonic() - begun < 5
 
 
 def test_a_job_submission_is_not_retried(capsys) -> None:
