@@ -64,8 +64,9 @@ def test_a_job_longer_than_the_claim_timeout_is_not_taken_from_a_live_worker(
     timeout_s = 1.5  # above the GIL stalls of numpy (tenths of a second), below an epoch
     spawn("one", claim_timeout_s=timeout_s)
     spawn("two", claim_timeout_s=timeout_s)
-    # Several claim timeouts long even on a fast machine (an epoch here takes about a second).
-    job = queue.submit(resolve("ch3", {"train_size": 50_000, "epochs": 6, "model": "long"}))
+    # Several claim timeouts long even on a fast machine: 12 epochs of [784, 100, 10] on
+    # 50,000 images take 7 s or more (6 epochs of [784, 30, 10] took only 2.4 s on one).
+    job = queue.submit(resolve("ch3-100", {"train_size": 50_000, "epochs": 12, "model": "long"}))
     wait_until(lambda: queue.get(job.id).state.final, 120, "the long job to end")
 
     done = queue.get(job.id)
