@@ -1,8 +1,9 @@
 """Serving benchmark: the server in its own process, load from separate processes.
 
 Measures single-image Classify requests/s with p50/p99 latency at 1, 8 and 64
-concurrent callers, and ClassifyBatch images/s for batches of 1,000 raw uint8
-images, for a [784, 100, 10] network. Prints a Markdown table.
+concurrent callers for a [784, 100, 10] network, and ClassifyBatch images/s for batches
+of 1,000 raw uint8 images for that network and for the book's chapter 6 networks
+(ch6-conv2 and ch6-dropout). Prints a Markdown table.
 
     python bench/serve_bench.py --seconds 5
     python bench/serve_bench.py --batch-max-images 1   # batching off, for comparison
@@ -33,43 +34,51 @@ from nndl.trainer.keys import Keys
 from nndl.trainer.local_redis import LocalRedis, free_port
 from nndl.trainer.nn.layers import Dense
 from nndl.trainer.nn.network import Network
+from nndl.trainer.presets import resolve
 from nndl.trainer.registry import DirectoryStore, Registry
+from nndl.trainer.training import build_network
 from nndl.v1 import nndl_pb2 as pb
 from nndl.v1 import nndl_pb2_grpc as rpc
 
 BATCH = 1000
 
 
-def publish_mlp(redis_url: str, prefix: str, folder: str) -> None:
+CONV_MODELS = ("ch6-conv2", "ch6-dropout")
+
+
+def publish_models(redis_url: str, prefix: str, folder: str) -> None:
+    """Untrained networks (speed does not depend on the weights): "mlp" and CONV_MODELS."""
     import redis
 
-    net = Network([Dense(784, 100), Dense(100, 10)], "cross_entropy", xp=np)
-    net.init_params(seed=1)
+    mlp = Network([Dense(784, 100), Dense(100, 10)], "cross_entropy", xp=np)
+    mlp.init_params(seed=1)
+    nets = {"mlp": mlp, **{name: build_network(resolve(name), np, 0) for name in CONV_MODELS}}
     client = redis.Redis.from_url(redis_url)
-    Registry(client, Keys(prefix), DirectoryStore(folder)).publish(
-        "mlp", [(net.config(), [dict(p) for p in net.parameters()])], {})
+    registry = Registry(client, Keys(prefix), DirectoryStore(folder))
+    for name, net in nets.items():
+        registry.publish(name, [(net.config(), [dict(p) for p in net.parameters()])], {})
     client.close()
 
 
-def _request(kind: str) -> tuple[str, object]:
+def _request(kind: str, model: str) -> tuple[str, object]:
     rng = np.random.default_rng(0)
     if kind == "single":
         image = pb.Image(pixels_u8=rng.integers(0, 256, 784, dtype=np.uint8).tobytes())
-        return "Classify", pb.ClassifyRequest(model="mlp", image=image)
+        return "Classify", pb.ClassifyRequest(model=model, image=image)
     x = rng.integers(0, 256, (BATCH, 784), dtype=np.uint8)
     return "ClassifyBatch", pb.ClassifyBatchRequest(
-        model="mlp", packed_response=kind == "batch-packed",
+        model=model, packed_response=kind == "batch-packed",
         packed=pb.PackedImages(format=pb.PIXEL_FORMAT_U8, count=BATCH, data=x.tobytes()))
 
 
-def load(address: str, kind: str, callers: int, warmup_s: float, seconds: float,
+def load(address: str, kind: str, model: str, callers: int, warmup_s: float, seconds: float,
          out: mp.Queue) -> None:
     """One load process: `callers` concurrent callers on one asyncio channel."""
 
     async def run() -> list[float]:
         options = [("grpc.max_receive_message_length", 64 << 20)]
         async with grpc.aio.insecure_channel(address, options=options) as channel:
-            method, request = _request(kind)
+            method, request = _request(kind, model)
             call = getattr(rpc.ClassifierStub(channel), method)
             latencies: list[float] = []
             start = time.perf_counter()
@@ -88,11 +97,11 @@ def load(address: str, kind: str, callers: int, warmup_s: float, seconds: float,
 
 
 def measure(address: str, kind: str, callers: int, processes: int, warmup_s: float,
-            seconds: float) -> tuple[float, float, float]:
+            seconds: float, model: str = "mlp") -> tuple[float, float, float]:
     """(calls/s, p50 ms, p99 ms) over `seconds`, load split over `processes`."""
     out: mp.Queue = mp.Queue()
     shares = [callers // processes + (i < callers % processes) for i in range(processes)]
-    procs = [mp.Process(target=load, args=(address, kind, n, warmup_s, seconds, out))
+    procs = [mp.Process(target=load, args=(address, kind, model, n, warmup_s, seconds, out))
              for n in shares if n]
     for p in procs:
         p.start()
@@ -162,7 +171,7 @@ def main() -> int:
     redis_url = os.environ.get("REDIS_URL") or local.url
     prefix = f"nndl-bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="nndl-bench-") as folder:
-        publish_mlp(redis_url, prefix, folder)
+        publish_models(redis_url, prefix, folder)
         server, address = start_server(redis_url, prefix, folder, args)
         try:
             print(f"batch_max_images={args.batch_max_images} "
@@ -170,18 +179,19 @@ def main() -> int:
                   f"cpus={os.cpu_count()}\n")
             print("| call | callers | calls/s | images/s | p50 ms | p99 ms |")
             print("| --- | ---: | ---: | ---: | ---: | ---: |")
-            runs = [("single", 1), ("single", 8), ("single", 64),
-                    ("batch-packed", 2), ("batch-messages", 2)]
-            for kind, callers in runs:
+            runs = [("single", 1, "mlp"), ("single", 8, "mlp"), ("single", 64, "mlp"),
+                    ("batch-packed", 2, "mlp"), ("batch-messages", 2, "mlp"),
+                    *(("batch-packed", 2, name) for name in CONV_MODELS)]
+            for kind, callers, model in runs:
                 processes = min(callers, args.load_processes)
                 rate, p50, p99 = measure(address, kind, callers, processes, args.warmup,
-                                         args.seconds)
+                                         args.seconds, model)
                 images = rate * (1 if kind == "single" else BATCH)
                 label = {"single": "Classify (1 image)",
                          "batch-packed": "ClassifyBatch 1,000 u8, packed answer",
                          "batch-messages": "ClassifyBatch 1,000 u8, Prediction messages"}[kind]
-                print(f"| {label} | {callers} | {rate:,.0f} | {images:,.0f} | {p50:.2f} | "
-                      f"{p99:.2f} |", flush=True)
+                print(f"| {label}, {model} | {callers} | {rate:,.0f} | {images:,.0f} | "
+                      f"{p50:.2f} | {p99:.2f} |", flush=True)
         finally:
             server.terminate()
             server.wait(timeout=30)
