@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import MNIST_PATH
 from tests.deploy.stack import DEPLOY, binary_or_skip, prometheus_config
 
 
@@ -70,14 +71,26 @@ def _loopback_config(ports: dict[str, int], rules: Path) -> dict:
 
 
 @pytest.fixture
-def trainer_metrics_port(redis_url: str, prefix: str, tmp_path: Path):
-    """A real `nndl-trainer` process with its metrics endpoint on a free port."""
+def prometheus_binary() -> str:
+    """Prometheus itself; asked for first, so that no trainer starts where the test skips."""
+    return binary_or_skip("prometheus")
+
+
+@pytest.fixture
+def trainer_metrics_port(prometheus_binary: str, redis_url: str, prefix: str, tmp_path: Path):
+    """A real `nndl-trainer` process with its metrics endpoint on a free port.
+
+    It loads MNIST before it serves metrics, from the tests' copy: a fresh machine has
+    no cache, and a worker that cannot load MNIST exits.
+    """
     from nndl.trainer.local_redis import free_port
 
+    if not MNIST_PATH.is_file():
+        pytest.skip(f"MNIST not found at {MNIST_PATH}; set NNDL_MNIST_PATH")
     port = free_port()
     env = {**os.environ, "NNDL_REDIS_URL": redis_url, "NNDL_PREFIX": prefix,
            "NNDL_METRICS_PORT": str(port), "NNDL_REGISTRY_DIR": str(tmp_path / "models"),
-           "NNDL_BLOCK_MS": "200"}
+           "NNDL_BLOCK_MS": "200", "NNDL_MNIST_PATH": str(MNIST_PATH)}
     process = subprocess.Popen([sys.executable, "-m", "nndl.trainer.worker_main"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -88,10 +101,11 @@ def trainer_metrics_port(redis_url: str, prefix: str, tmp_path: Path):
         assert process.returncode == 0, err.decode()[-2000:]
 
 
-def test_prometheus_scrapes_a_server_and_a_trainer(server, trainer_metrics_port: int,
+def test_prometheus_scrapes_a_server_and_a_trainer(server, prometheus_binary: str,
+                                                  trainer_metrics_port: int,
                                                   tmp_path: Path) -> None:
     yaml = pytest.importorskip("yaml")
-    binary = binary_or_skip("prometheus")
+    binary = prometheus_binary
     from prometheus_client import start_http_server
 
     from nndl.trainer.local_redis import free_port
