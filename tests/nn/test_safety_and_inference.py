@@ -55,6 +55,28 @@ def test_inverted_dropout_needs_no_rescaling_at_inference() -> None:
     np.testing.assert_allclose(mean, net.feedforward(x), rtol=0.05, atol=0.05)
 
 
+def test_inference_keeps_nothing_on_the_layers() -> None:
+    """A served model must not hold a batch's buffers (a conv layer's are ~270 kB an image)."""
+    net = _net(0)
+    net.feedforward(np.random.default_rng(1).random((50, 784), dtype=np.float32))
+    for layer in net.layers:
+        kept = {k: v for k, v in vars(layer).items()
+                if k not in ("params", "grads") and isinstance(v, np.ndarray)}
+        assert kept == {}, f"{type(layer).__name__} kept {sorted(kept)}"
+
+
+def test_threads_sharing_one_network_get_their_own_answers() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    net, rng = _net(0), np.random.default_rng(5)
+    batches = [rng.random((int(rng.integers(1, 40)), 784), dtype=np.float32) for _ in range(64)]
+    alone = [net.feedforward(x) for x in batches]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(net.feedforward, batches))
+    for want, got in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def _net(seed: int, output: str = "softmax") -> Network:
     cost = "log_likelihood" if output == "softmax" else "cross_entropy"
     net = Network([ConvPool([28, 28, 1], 2, 5, 2, "relu"), Dense(288, 10, output)], cost)

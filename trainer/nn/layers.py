@@ -7,6 +7,10 @@ given: the network scales the output delta once (by 1/N for the mean, or by -eta
 so that the gradients already are the SGD step), which is cheaper than scaling every
 parameter-sized array after the fact.
 
+`forward(..., keep=True)` keeps on the layer what `backward` needs; inference leaves
+it False, so that a served model holds no per-batch buffers (a convolutional layer's
+are about 270 kB an image) and several threads can run the same model at once.
+
 Images travel as (N, H*W*C) rows in H, W, C order (channels last), so that a
 convolutional layer's output is already the flat input a dense layer expects.
 """
@@ -66,21 +70,22 @@ class Dense:
             "dropout": self.dropout,
         }
 
-    def forward(self, x: Array, xp, rng: np.random.Generator | None = None) -> Array:
+    def forward(self, x: Array, xp, rng: np.random.Generator | None = None,
+                keep: bool = False) -> Array:
         """(N, n_in) -> (N, n_out); rng given means training, so dropout is applied."""
-        self._mask = None
+        mask = None
         if rng is not None and self.dropout > 0.0:
-            keep = 1.0 - self.dropout
-            kept = rng.random(x.shape, dtype=np.float32) < keep  # host RNG: same on CPU and GPU
-            self._mask = xp.asarray(kept, dtype=x.dtype)
-            self._mask *= 1.0 / keep
-            x = x * self._mask
-        self._x = x
+            p_keep = 1.0 - self.dropout
+            kept = rng.random(x.shape, dtype=np.float32) < p_keep  # host RNG: same on CPU/GPU
+            mask = xp.asarray(kept, dtype=x.dtype)
+            mask *= 1.0 / p_keep
+            x = x * mask
         z = x @ self.params["w"]  # (N, n_out)
         z += self.params["b"]
-        self.z = z
-        self.a = self.act.fn(z, xp)
-        return self.a
+        a = self.act.fn(z, xp)
+        if keep:
+            self._x, self._mask, self.z, self.a = x, mask, z, a
+        return a
 
     def dz_from_da(self, da: Array, xp) -> Array:
         return da * self.act.prime(self.z, self.a, xp)
@@ -169,21 +174,22 @@ class ConvPool:
         )
         return view.reshape(-1, k * k * c)  # the one copy of the layer
 
-    def forward(self, x: Array, xp, rng: np.random.Generator | None = None) -> Array:
+    def forward(self, x: Array, xp, rng: np.random.Generator | None = None,
+                keep: bool = False) -> Array:
         """(N, H*W*C) -> (N, PH*PW*F)."""
         n, f, pp = x.shape[0], self.filters, self.pool * self.pool
-        self._cols = self._im2col(x, xp)  # (N*PH*PW*p², k²C)
-        conv = (self._cols @ self.params["w"].reshape(-1, f)).reshape(-1, pp, f)  # (M, p², F)
+        cols = self._im2col(x, xp)  # (N*PH*PW*p², k²C)
+        conv = (cols @ self.params["w"].reshape(-1, f)).reshape(-1, pp, f)  # (M, p², F)
         # The max of each window by p² - 1 elementwise maxima over (M, F) slices: much
         # faster than a reduction (or argmax) along the middle axis.
         pooled = conv[:, 0].copy()  # (M, F), M = N*PH*PW
         for j in range(1, pp):
             xp.maximum(pooled, conv[:, j], out=pooled)
-        self._conv, self._pooled = conv, pooled
-        z = pooled.reshape(n, -1, f) + self.params["b"]  # (N, PH*PW, F)
-        self.z = z.reshape(n, -1)
-        self.a = self.act.fn(self.z, xp)
-        return self.a
+        z = (pooled.reshape(n, -1, f) + self.params["b"]).reshape(n, -1)  # (N, PH*PW*F)
+        a = self.act.fn(z, xp)
+        if keep:
+            self._cols, self._conv, self._pooled, self.z, self.a = cols, conv, pooled, z, a
+        return a
 
     def dz_from_da(self, da: Array, xp) -> Array:
         return da * self.act.prime(self.z, self.a, xp)

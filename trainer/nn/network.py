@@ -43,11 +43,15 @@ class Network:
         for layer in self.layers:
             layer.init_params(self.xp, rng, scheme, self.dtype)
 
-    def feedforward(self, x: Array, rng: np.random.Generator | None = None) -> Array:
-        """(N, 784) -> (N, 10); rng given means training mode (dropout on)."""
+    def feedforward(self, x: Array, rng: np.random.Generator | None = None,
+                    keep: bool = False) -> Array:
+        """(N, 784) -> (N, 10); rng given means dropout on; keep: for `gradients` only.
+
+        Without keep the layers store nothing, so inference is safe from several threads.
+        """
         a = x
         for layer in self.layers:
-            a = layer.forward(a, self.xp, rng)
+            a = layer.forward(a, self.xp, rng, keep)
         return a
 
     def gradients(
@@ -60,7 +64,7 @@ class Network:
         SGD passes -eta/N and gets its update directly.
         """
         xp = self.xp
-        a = self.feedforward(x, rng)
+        a = self.feedforward(x, rng, keep=True)
         last = self.layers[-1]
         dz = self.cost.delta(last.z, a, y, last.act, xp)  # (N, 10)
         dz *= (1.0 / x.shape[0]) if scale is None else scale
