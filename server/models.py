@@ -157,6 +157,12 @@ class ModelCache:
         for ref, current in list(self._refs.items()):
             try:
                 target = self.registry.resolve(ref)
+            except NotFoundError as e:  # the alias was removed: stop serving it
+                with self._swap_lock:
+                    self._refs = {k: v for k, v in self._refs.items() if k != ref}
+                log.info("stopped serving %s: %s", ref, e)
+                self._forget_unused()
+                continue
             except NndlError as e:
                 log.warning("reference %s no longer resolves: %s", ref, e)
                 continue

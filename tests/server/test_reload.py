@@ -119,3 +119,25 @@ def test_explicit_versions_do_not_pile_up_in_memory(server, classifier, registry
     held = running.cache.loaded_versions()
     assert len(held) <= running.cache.pinned_versions
     assert ("many", versions[-1]) in held
+
+
+def test_a_removed_alias_stops_being_served(server, classifier, registry) -> None:
+    running, _ = server
+    version, _ = publish(registry, "gone", seed=1)
+    registry.set_alias("gone", "staging", version)
+    assert classifier.Classify(pb.ClassifyRequest(model="gone@staging", image=IMAGE)).version \
+        == version
+    registry.delete_alias("gone", "staging")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            classifier.Classify(pb.ClassifyRequest(model="gone@staging", image=IMAGE))
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.NOT_FOUND, e.details()
+            assert "staging" in e.details()
+            break
+        assert time.monotonic() < deadline, "gone@staging was still served 10 s after removal"
+        time.sleep(0.05)
+    assert "gone@staging" not in running.cache.loaded()
+    # The version itself still answers by name.
+    assert classifier.Classify(pb.ClassifyRequest(model="gone", image=IMAGE)).version == version
