@@ -274,20 +274,19 @@ class DigitsClient:
         ...     print(event.kind, event.progress.validation_accuracy)
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        last_time: float | None = None  # of the last event yielded; a reconnect skips to it
+        last_id = ""  # of the last event yielded; a reconnect asks for the events after it
         failures = 0
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             stream = self._training.WatchJob(
-                pb.WatchJobRequest(id=job_id, from_start=from_start or last_time is not None),
+                pb.WatchJobRequest(id=job_id, from_start=from_start, after_id=last_id),
                 timeout=left, metadata=self.metadata)
             try:
                 for event in stream:
                     self._reached = True
                     failures = 0  # the retries bound failures in a row, not in a whole watch
-                    if last_time is None or event.time > last_time:
-                        last_time = event.time
-                        yield event
+                    last_id = event.id
+                    yield event
                 return
             except grpc.RpcError as e:
                 failures += 1

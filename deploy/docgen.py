@@ -71,7 +71,11 @@ DESCRIPTIONS = {
     "max_message_bytes": "Largest gRPC message received or sent.",
     "max_image_bytes": "Largest encoded image accepted.",
     "max_image_pixels": "Largest decoded image (width × height) accepted.",
-    "max_in_flight": "Calls handled at once; past it calls get `RESOURCE_EXHAUSTED`.",
+    "max_in_flight": "Calls accepted at once, running or waiting for a thread; gRPC refuses "
+                     "more with `RESOURCE_EXHAUSTED` (before the interceptors, so "
+                     "`nndl_server_requests_total` does not count them). At least `threads`.",
+    "max_watchers": "`WatchJob` streams at once; each holds a thread for its whole length, "
+                    "so this stays below `threads`. More get `RESOURCE_EXHAUSTED`.",
     "refresh_s": "How often aliases and latest versions are re-read even without a "
                  "registry notification.",
     "token": "Bearer token required for job submission, cancellation and registry "

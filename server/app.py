@@ -63,21 +63,25 @@ def build(s: ServerSettings, metrics: ServerMetrics | None = None) -> RunningSer
     registry = s.registry(client)
     cache = ModelCache(registry, refresh_s=s.refresh_s, on_load=metrics.model_loaded,
                        on_unload=metrics.model_unloaded)
-    interceptors = [MetricsInterceptor(metrics, s.max_in_flight)]
+    # Metrics outermost, so that the calls the token check refuses are counted too.
+    interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(metrics)]
     if s.token:
-        interceptors.insert(0, TokenInterceptor(s.token, s.token_for_classify))
+        interceptors.append(TokenInterceptor(s.token, s.token_for_classify))
     options = [("grpc.max_receive_message_length", s.max_message_bytes),
                ("grpc.max_send_message_length", s.max_message_bytes),
                # Without this a second server on the same port starts too, and the
                # kernel splits the calls between the two.
                ("grpc.so_reuseport", 0)]
+    # Calls beyond max_in_flight (running, or waiting for one of the threads) are refused
+    # by gRPC at once with RESOURCE_EXHAUSTED, instead of queueing without bound.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=s.threads),
-                         interceptors=interceptors, options=options)
+                         interceptors=interceptors, options=options,
+                         maximum_concurrent_rpcs=s.max_in_flight)
     classifier = ClassifierServicer(cache, registry, s, metrics)
     nndl_pb2_grpc.add_ClassifierServicer_to_server(classifier, server)
     nndl_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(cache, registry), server)
     nndl_pb2_grpc.add_TrainingServicer_to_server(
-        TrainingServicer(s.queue(client)), server)
+        TrainingServicer(s.queue(client), s.max_watchers), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [nndl_pb2.DESCRIPTOR.services_by_name[n.split(".")[-1]].full_name for n in SERVICES]

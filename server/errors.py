@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 
@@ -42,23 +43,37 @@ def status_of(error: NndlError) -> grpc.StatusCode:
     return STATUS.get(error.code, grpc.StatusCode.INTERNAL)
 
 
+def abort_with(method_name: str, error: Exception, context: grpc.ServicerContext) -> None:
+    """Ends the call with the status and message that error deserves (raises)."""
+    if isinstance(error, NndlError):
+        context.abort(status_of(error), str(error))
+    if isinstance(error, redis.RedisError):
+        log.warning("%s: Redis is unreachable: %s", method_name, error)
+        # Marks this UNAVAILABLE as the server's own answer, not a transport failure.
+        context.set_trailing_metadata(((ORIGIN_KEY, "server"),))
+        context.abort(grpc.StatusCode.UNAVAILABLE,
+                      "the server cannot reach Redis right now; retry shortly")
+    log.error("%s failed", method_name, exc_info=error)
+    context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+
 def grpc_errors(method: Callable) -> Callable:
-    """Turns domain errors raised by a servicer method into the right status and message."""
+    """Turns errors raised by a servicer method, unary or streaming, into a status and message."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def stream(self, request, context: grpc.ServicerContext):
+            try:
+                yield from method(self, request, context)
+            except Exception as e:
+                abort_with(method.__name__, e, context)
+
+        return stream
 
     @functools.wraps(method)
     def wrapper(self, request, context: grpc.ServicerContext):
         try:
             return method(self, request, context)
-        except NndlError as e:
-            context.abort(status_of(e), str(e))
-        except redis.RedisError as e:
-            log.warning("%s: Redis is unreachable: %s", method.__name__, e)
-            # Marks this UNAVAILABLE as the server's own answer, not a transport failure.
-            context.set_trailing_metadata(((ORIGIN_KEY, "server"),))
-            context.abort(grpc.StatusCode.UNAVAILABLE,
-                          "the server cannot reach Redis right now; retry shortly")
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+        except Exception as e:
+            abort_with(method.__name__, e, context)
 
     return wrapper

@@ -1,15 +1,17 @@
-"""Cross-cutting request handling: metrics, load shedding and the bearer token."""
+"""Cross-cutting request handling: metrics and the bearer token."""
 
 from __future__ import annotations
 
 import hmac
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import grpc
 
+from nndl.server.errors import abort_with
 from nndl.server.metrics import ServerMetrics
+from nndl.trainer.errors import UnauthenticatedError
 
 # Calls that change state: they need the token whenever one is configured.
 GUARDED = {
@@ -40,44 +42,48 @@ def _wrap(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandl
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts and times every call; refuses new ones past `max_in_flight`."""
+    """Counts and times every call, streams included, by method and status code.
 
-    def __init__(self, metrics: ServerMetrics, max_in_flight: int) -> None:
-        self.metrics, self.max_in_flight = metrics, max_in_flight
-        self._in_flight = 0
-        self._lock = threading.Lock()
+    It is the outermost interceptor, so calls that the token check refuses are counted
+    too. Calls past `max_in_flight` never get here: gRPC refuses them itself.
+    """
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self.metrics = metrics
 
     def intercept_service(self, continuation, details):
         handler = continuation(details)
         if handler is None or details.method.startswith("/grpc."):
             return handler
         method = _short(details.method)
-        return _wrap(handler, lambda behaviour: self._observe(method, behaviour))
+        observe = self._observe_stream if handler.unary_stream else self._observe
+        return _wrap(handler, lambda behaviour: observe(method, behaviour))
+
+    @contextmanager
+    def _recording(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
+        self.metrics.in_flight.inc()
+        started, code = time.perf_counter(), "OK"
+        try:
+            yield
+        except Exception:
+            code = (context.code() or grpc.StatusCode.UNKNOWN).name
+            raise
+        finally:
+            self.metrics.latency.labels(method).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(method, code).inc()
+            self.metrics.in_flight.dec()
 
     def _observe(self, method: str, behaviour: Callable) -> Callable:
         def run(request, context: grpc.ServicerContext):
-            with self._lock:
-                if self._in_flight >= self.max_in_flight:
-                    self.metrics.requests.labels(method, "RESOURCE_EXHAUSTED").inc()
-                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                  f"the server is busy ({self.max_in_flight} requests in "
-                                  "flight); retry later")
-                self._in_flight += 1
-            self.metrics.in_flight.inc()
-            started = time.perf_counter()
-            code = "OK"
-            try:
-                result = behaviour(request, context)
-                return result
-            except Exception:
-                code = (context.code() or grpc.StatusCode.UNKNOWN).name
-                raise
-            finally:
-                self.metrics.latency.labels(method).observe(time.perf_counter() - started)
-                self.metrics.requests.labels(method, code).inc()
-                self.metrics.in_flight.dec()
-                with self._lock:
-                    self._in_flight -= 1
+            with self._recording(method, context):
+                return behaviour(request, context)
+
+        return run
+
+    def _observe_stream(self, method: str, behaviour: Callable) -> Callable:
+        def run(request, context: grpc.ServicerContext):
+            with self._recording(method, context):  # a stream runs as it is iterated
+                yield from behaviour(request, context)
 
         return run
 
@@ -99,7 +105,7 @@ class TokenInterceptor(grpc.ServerInterceptor):
             return handler
 
         def deny(request, context: grpc.ServicerContext):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                          "this call needs a valid bearer token (authorization: Bearer ...)")
+            abort_with(_short(details.method), UnauthenticatedError(
+                "this call needs a valid bearer token (authorization: Bearer ...)"), context)
 
         return _wrap(handler, lambda _behaviour: deny)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 
-from nndl.server.errors import grpc_errors, status_of
-from nndl.trainer.errors import InvalidSpecError, NndlError
+from nndl.server.errors import grpc_errors
+from nndl.trainer.errors import InvalidSpecError, OverloadedError
 from nndl.trainer.jobs import JobRecord
 from nndl.trainer.presets import resolve
 from nndl.trainer.queue import JobQueue
@@ -47,13 +48,19 @@ def event_message(job_id: str, event: dict) -> pb.JobEvent:
         job_id=job_id, kind=event["kind"], time=event["time"], state=STATES[event["state"]],
         progress=pb.EpochProgress(**_finite(event.get("progress", {}), _PROGRESS)),
         result=pb.JobResult(**_finite(event.get("result", {}), _RESULT)),
-        message=event.get("message", ""),
+        message=event.get("message", ""), id=event.get("id", ""),
     )
 
 
 class TrainingServicer(rpc.TrainingServicer):
-    def __init__(self, queue: JobQueue) -> None:
+    """Job submission and watching. A WatchJob stream holds a request thread for as long
+    as it lasts, so at most `max_watchers` run at once: the other threads stay free for
+    classification."""
+
+    def __init__(self, queue: JobQueue, max_watchers: int) -> None:
         self.queue = queue
+        self.max_watchers = max_watchers
+        self._watchers = threading.BoundedSemaphore(max_watchers)
 
     @grpc_errors
     def SubmitJob(self, request: pb.SubmitJobRequest, context) -> pb.Job:
@@ -73,15 +80,20 @@ class TrainingServicer(rpc.TrainingServicer):
         limit = min(request.limit or 50, 1000)
         return pb.ListJobsResponse(jobs=[job_message(j) for j in self.queue.list(limit)])
 
+    @grpc_errors
     def WatchJob(self, request: pb.WatchJobRequest, context):
+        events = self.queue.events(request.id, from_start=request.from_start,
+                                   after_id=request.after_id)
+        if not self._watchers.acquire(blocking=False):
+            raise OverloadedError(f"{self.max_watchers} jobs are being watched on this server "
+                                  "already; retry later, or poll GetJob")
         try:
-            self.queue.get(request.id)
-        except NndlError as e:
-            context.abort(status_of(e), str(e))
-        for event in self.queue.events(request.id, from_start=request.from_start):
-            if not context.is_active():
-                return
-            yield event_message(request.id, event)
+            for event in events:
+                if not context.is_active():
+                    return
+                yield event_message(request.id, event)
+        finally:
+            self._watchers.release()
 
 
 def _overrides(spec_json: str) -> dict:

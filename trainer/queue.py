@@ -15,6 +15,7 @@ stream entry is handled apart (another slot), always after the record.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,12 +23,13 @@ from dataclasses import dataclass
 
 import redis
 
-from nndl.trainer.errors import NotFoundError, OverloadedError
+from nndl.trainer.errors import InvalidArgumentError, NotFoundError, OverloadedError
 from nndl.trainer.jobs import JobRecord, JobState
 from nndl.trainer.keys import Keys
 from nndl.trainer.spec import JobSpec
 
 EVENTS_MAXLEN = 10_000
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 DEFAULT_RECORD_TTL_S = 7 * 86400
 DEFAULT_MAX_WAITING = 10_000
 
@@ -238,17 +240,25 @@ class JobQueue:
 
     # -- events
 
-    def events(self, job_id: str, from_start: bool = False,
+    def events(self, job_id: str, from_start: bool = False, after_id: str = "",
                block_ms: int = 1000) -> Iterator[dict]:
         """The job's events as they happen (and those before, with from_start).
 
-        The starting point is fixed by this call, not by the first `next()`; the
-        iterator ends after the final event, or at once for an ended job watched from now.
+        Each event carries its stream entry "id"; a watcher that reconnects passes the
+        last one it saw as after_id and gets exactly the events after it (event times
+        come from several machines' clocks, so they cannot order events). The starting
+        point is fixed by this call, not by the first `next()`; the iterator ends after
+        the final event, or at once for an ended job watched from now.
         """
         self.get(job_id)  # NotFoundError for an unknown job, here rather than later
         key = self.keys.job_events(job_id)
         last = "0-0"
-        if not from_start:
+        if after_id:
+            if not _STREAM_ID.fullmatch(after_id):
+                raise InvalidArgumentError(f"after_id {after_id!r} is not an event id "
+                                       "(two numbers joined by '-')")
+            last = after_id
+        elif not from_start:
             newest = self.client.xrevrange(key, count=1)
             last = _text(newest[0][0]) if newest else "0-0"
         return self._follow(job_id, key, last, block_ms)
@@ -259,6 +269,7 @@ class JobQueue:
                 for entry_id, fields in entries:
                     last = _text(entry_id)
                     event = json.loads(fields[b"event"])
+                    event["id"] = last
                     yield event
                     if JobState(event["state"]).final:
                         return

@@ -92,7 +92,10 @@ def from_env_and_args(cls, argv: list[str] | None, description: str):
         raw = getattr(args, f.name)
         if raw is not None:
             values[f.name] = _convert(f.type, raw, f"--{f.name.replace('_', '-')}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as e:  # a setting's own check: one line, no traceback
+        raise SystemExit(f"{parser.prog}: {e}") from None
 
 
 def _convert(annotation, raw: str, where: str):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 
 from nndl.server.app import build
+from nndl.trainer.jobs import JobState
 from nndl.v1 import nndl_pb2 as pb
 from nndl.v1 import nndl_pb2_grpc as rpc
 from tests.server.conftest import publish
@@ -73,6 +75,35 @@ def test_the_token_guards_jobs_admin_and_optionally_classification(
         assert _code(classifier.ClassifyBatch, pb.ClassifyBatchRequest(
             model="digits", images=[IMAGE])) == expected
         assert _code(classifier.Classify, classify, metadata=good) == grpc.StatusCode.OK
+
+
+def test_refused_calls_are_counted_and_streams_are_timed_to_their_end(
+        settings, registry) -> None:
+    from nndl.trainer.presets import resolve
+
+    running = build(dataclasses.replace(settings, token=TOKEN))
+    try:
+        queue = settings.queue(registry.client)
+        job = queue.submit(resolve("ch1", {"epochs": 1}))
+        queue.start(job.id, "w")
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            training = rpc.TrainingStub(ch)
+            assert _code(training.CancelJob, pb.CancelJobRequest(id=job.id)) == \
+                grpc.StatusCode.UNAUTHENTICATED
+            stream = training.WatchJob(pb.WatchJobRequest(id=job.id, from_start=True),
+                                       timeout=10)
+            assert [next(stream).kind for _ in range(2)] == ["queued", "started"]
+            time.sleep(0.3)
+            queue.finish(job.id, JobState.FAILED, error="boom")
+            assert [e.kind for e in stream] == ["failed"]
+        sample = running.metrics.registry.get_sample_value
+        assert sample("nndl_server_requests_total",
+                      {"method": "CancelJob", "code": "UNAUTHENTICATED"}) == 1.0
+        assert sample("nndl_server_requests_total", {"method": "WatchJob", "code": "OK"}) == 1.0
+        # The stream's duration is its whole length, not the moment it was set up.
+        assert sample("nndl_server_request_duration_seconds_sum", {"method": "WatchJob"}) > 0.3
+    finally:
+        running.stop(0.5)
 
 
 def _openssl(*args: str, cwd: Path) -> None:

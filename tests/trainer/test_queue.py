@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import fields
 
 import grpc
 import pytest
 
-from nndl.trainer.errors import InvalidSpecError, NotFoundError, OverloadedError
+from nndl.trainer.errors import (
+    InvalidArgumentError,
+    InvalidSpecError,
+    NotFoundError,
+    OverloadedError,
+)
 from nndl.trainer.jobs import JobState
 from nndl.trainer.keys import Keys
 from nndl.trainer.presets import resolve
@@ -164,6 +170,21 @@ def test_watch_from_now_or_from_the_start(queue: JobQueue) -> None:
     assert [e["kind"] for e in from_now] == ["epoch", "failed"]
     assert [e["kind"] for e in from_start] == ["queued", "started", "epoch", "failed"]
     assert list(queue.events(job.id, block_ms=100)) == []  # ended: nothing more to come
+
+
+def test_a_watch_resumes_after_the_last_event_it_saw(queue: JobQueue) -> None:
+    """Events are ordered by their stream id, not by the clocks of the machines writing them."""
+    job = queue.submit(resolve("ch1"))
+    queue.start(job.id, "w")
+    queue.epoch_done(job.id, "w", {"epoch": 1}, b"")
+    seen = list(itertools.islice(queue.events(job.id, from_start=True, block_ms=100), 2))
+    assert [e["kind"] for e in seen] == ["queued", "started"]
+    assert all(e["id"] for e in seen)
+    queue.finish(job.id, JobState.SUCCEEDED)
+    rest = list(queue.events(job.id, after_id=seen[1]["id"], block_ms=100))
+    assert [e["kind"] for e in rest] == ["epoch", "succeeded"]
+    with pytest.raises(InvalidArgumentError, match="after_id 'x' is not an event id"):
+        queue.events(job.id, after_id="x")
 
 
 def test_submission_is_refused_when_too_many_jobs_wait(rclient, prefix) -> None:
