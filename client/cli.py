@@ -63,6 +63,38 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def _model_ref(text: str) -> str:
+    """NAME, NAME@VERSION or NAME@ALIAS, checked here so a typo never reaches the server."""
+    from nndl.trainer.errors import NndlError
+    from nndl.trainer.registry import parse_ref
+
+    try:
+        if text:  # "": the server's default model
+            parse_ref(text)
+    except NndlError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _png_path(text: str) -> str:
+    """An output file that can be written: checked before any work is done for it."""
+    path = Path(text)
+    if not text:  # "": the command's default name
+        return text
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"{text}: the output is a PNG; end the name in .png")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    return text
+
+
 # ---------------------------------------------------------------- output helpers
 
 
@@ -531,7 +563,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="+", metavar="PATH",
                    help="PNG, JPEG, BMP or GIF files, folders (searched recursively) or - "
                         "for one image on stdin")
-    c.add_argument("--model", default="", help="NAME, NAME@VERSION or NAME@ALIAS "
+    c.add_argument("--model", default="", type=_model_ref,
+                   help="NAME, NAME@VERSION or NAME@ALIAS "
                                                "(default: the server's default model)")
 
     t = _command(sub, "train", cmd_train, "submit a training job and follow its progress",
@@ -552,7 +585,7 @@ def parser() -> argparse.ArgumentParser:
                           description="list, show, watch or cancel training jobs")
     jsub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     jl = _command(jsub, "list", cmd_jobs_list, "the newest jobs first")
-    jl.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    jl.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
     for name, run, text in (("show", cmd_jobs_show, "one job in detail"),
                             ("watch", cmd_jobs_watch, "follow a job's progress until it ends"),
                             ("cancel", cmd_jobs_cancel, "stop a job after its current epoch")):
@@ -580,20 +613,39 @@ def parser() -> argparse.ArgumentParser:
 
     e = _command(sub, "eval", cmd_eval, "classify the MNIST test set through the server",
                  epilog="example:\n  nndl eval --model mnist@production --mistakes worst.png")
-    e.add_argument("--model", default="", help="NAME, NAME@VERSION or NAME@ALIAS")
+    e.add_argument("--model", default="", type=_model_ref,
+                   help="NAME, NAME@VERSION or NAME@ALIAS")
     e.add_argument("--mnist", default="", metavar="PATH",
                    help="mnist.pkl.gz (NNDL_MNIST_PATH; default: the cache, else download)")
-    e.add_argument("--limit", type=int, default=0, help="only the first N test images")
-    e.add_argument("--mistakes", metavar="FILE", default="",
+    e.add_argument("--limit", type=_positive_int, help="only the first N test images")
+    e.add_argument("--mistakes", metavar="FILE", default="", type=_png_path,
                    help="save the most confident mistakes as a PNG grid")
-    e.add_argument("--count", type=int, default=40, help="mistakes in the grid (default 40)")
+    e.add_argument("--count", type=_positive_int, default=40,
+                   help="mistakes in the grid (default 40)")
 
     pl = _command(sub, "plot", cmd_plot, "learning curves of a job (accuracy and cost per "
                   "epoch) as a PNG", epilog="example:\n  nndl plot 1f3a9c -o curves.png")
     pl.add_argument("id", metavar="JOB_ID")
-    pl.add_argument("-o", "--output", default="", metavar="FILE",
+    pl.add_argument("-o", "--output", default="", metavar="FILE", type=_png_path,
                     help="the PNG to write (default job-JOB_ID.png)")
     return p
+
+
+def _exit_code(e: ClientError) -> int:
+    if isinstance(e, BadInput):
+        return EXIT_BAD_INPUT
+    if isinstance(e, UsageError):
+        return EXIT_USAGE
+    unreachable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+    return EXIT_UNREACHABLE if e.code in unreachable else EXIT_REFUSED
+
+
+def _fail(args: Args, message: str, code: int) -> int:
+    """The error for people on stderr; with --json also as a document on stdout."""
+    print(f"nndl: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        _print_json({"error": message, "exit_code": code})
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -603,13 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     except ClientError as e:
         if args.debug:
             raise
-        print(f"nndl: {e}", file=sys.stderr)
-        if isinstance(e, BadInput):
-            return EXIT_BAD_INPUT
-        if isinstance(e, UsageError):
-            return EXIT_USAGE
-        unreachable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-        return EXIT_UNREACHABLE if e.code in unreachable else EXIT_REFUSED
+        return _fail(args, str(e), _exit_code(e))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`nndl jobs list | head`): not an error
@@ -618,9 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             raise
-        print(f"nndl: unexpected {type(e).__name__}: {e}; rerun with --debug for the details",
-              file=sys.stderr)
-        return EXIT_REFUSED
+        return _fail(args, f"unexpected {type(e).__name__}: {e}; rerun with --debug for the "
+                     "details", EXIT_REFUSED)
 
 
 if __name__ == "__main__":

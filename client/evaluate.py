@@ -46,8 +46,13 @@ class Evaluation:
 
 def evaluate(client: DigitsClient, x: np.ndarray, y: np.ndarray, model: str = "",
              ) -> Evaluation:
-    """x: (N, 784) floats in 0..1, y: (N,) digits; sent as uint8, as MNIST was stored."""
-    pixels = (x * 255).round().astype(np.uint8)  # (N, 784)
+    """x: (N, 784) floats in 0..1, y: (N,) digits.
+
+    The pixels go as float32, the values the trainer tested on, so that the accuracy
+    here is the one the job published. (MNIST's floats are bytes / 256, the server's
+    uint8 convention is bytes / 255: sending uint8 would move a few answers.)
+    """
+    pixels = np.asarray(x, dtype=np.float32)  # (N, 784)
     results = []
     for start in range(0, len(pixels), BATCH):
         results += client.classify_batch(pixels[start:start + BATCH], model=model)

@@ -315,6 +315,37 @@ def test_eval_reports_accuracy_confusion_and_saves_the_worst_mistakes(capsys, li
     assert code == EXIT_OK and "500 test images right" in out and "true\\said" in out
 
 
+def test_eval_of_the_whole_test_set_matches_the_published_accuracy(capsys, live) -> None:
+    code, out, _ = run(capsys, live, "eval", "--mnist", live.mnist_path, "--model", "mnist@1",
+                       "--json")
+    assert code == EXIT_OK
+    with DigitsClient(live.address) as c:
+        published = c.job(live.job_id).result.test_accuracy
+    assert json.loads(out)["accuracy"] == pytest.approx(published, abs=1e-9)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["classify", "--model", "Bad/Name", "x.png"], "model name 'Bad/Name' is not valid"),
+    (["eval", "--limit", "0"], "--limit: must be at least 1, not 0"),
+    (["eval", "--mistakes", "/nonexistent/dir/x.png"], "the folder /nonexistent/dir does not"),
+    (["plot", "job", "-o", "curves.txt"], "curves.txt: the output is a PNG"),
+])
+def test_flag_values_that_can_never_work_are_refused_before_any_call(capsys, argv,
+                                                                      message) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--server", "127.0.0.1:9", *argv])
+    assert e.value.code == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_a_failure_with_json_prints_an_error_document(capsys) -> None:
+    code, out, err = run(capsys, None, "--server", "127.0.0.1:9", "--timeout", "2", "jobs",
+                         "list", "--json")
+    assert code == EXIT_UNREACHABLE
+    assert json.loads(out) == {"error": one_line(err).removeprefix("nndl: "),
+                               "exit_code": EXIT_UNREACHABLE}
+
+
 def test_plot_draws_the_learning_curves(capsys, live, tmp_path) -> None:
     path = tmp_path / "curves.png"
     code, out, _ = run(capsys, live, "plot", live.job_id, "-o", str(path))
