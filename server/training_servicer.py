@@ -6,11 +6,11 @@ import json
 import threading
 
 from nndl.server.errors import grpc_errors
-from nndl.trainer.errors import InvalidSpecError, OverloadedError
+from nndl.trainer.errors import OverloadedError
 from nndl.trainer.jobs import JobRecord
 from nndl.trainer.presets import resolve
 from nndl.trainer.queue import JobQueue
-from nndl.trainer.spec import MAX_SPEC_BYTES
+from nndl.trainer.spec import spec_fields
 from nndl.v1 import nndl_pb2 as pb
 from nndl.v1 import nndl_pb2_grpc as rpc
 
@@ -64,7 +64,7 @@ class TrainingServicer(rpc.TrainingServicer):
 
     @grpc_errors
     def SubmitJob(self, request: pb.SubmitJobRequest, context) -> pb.Job:
-        spec = resolve(request.preset, _overrides(request.spec_json))
+        spec = resolve(request.preset, spec_fields(request.spec_json))
         return job_message(self.queue.submit(spec))
 
     @grpc_errors
@@ -94,16 +94,3 @@ class TrainingServicer(rpc.TrainingServicer):
                 yield event_message(request.id, event)
         finally:
             self._watchers.release()
-
-
-def _overrides(spec_json: str) -> dict:
-    """The fields a caller set, checked as JSON; the whole spec is validated after merging."""
-    if len(spec_json.encode()) > MAX_SPEC_BYTES:
-        raise InvalidSpecError(f"the job spec is larger than {MAX_SPEC_BYTES} bytes")
-    try:
-        data = json.loads(spec_json) if spec_json.strip() else {}
-    except json.JSONDecodeError as e:
-        raise InvalidSpecError(f"the job spec is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise InvalidSpecError("the job spec must be a JSON object")
-    return data

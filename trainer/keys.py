@@ -6,9 +6,17 @@ so each multi-key transaction stays in one slot and a Redis Cluster can hold the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "nndl"
+# What a model (or alias) may be called: it goes into Redis keys and store paths as is.
+MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as str, whether or not the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import redis
 
 from nndl.trainer.errors import InvalidArgumentError, NotFoundError, OverloadedError
 from nndl.trainer.jobs import JobRecord, JobState
-from nndl.trainer.keys import Keys
+from nndl.trainer.keys import Keys, text
 from nndl.trainer.spec import JobSpec
 
 EVENTS_MAXLEN = 10_000
@@ -136,10 +136,6 @@ class Claim:
     job_id: str
 
 
-def _text(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
-
-
 def _event(kind: str, state: JobState, **data) -> str:
     return json.dumps({"kind": kind, "time": time.time(), "state": state.value, **data})
 
@@ -202,7 +198,7 @@ class JobQueue:
         Records expire roughly oldest first, so a few looked at on each submission keep
         up with them.
         """
-        oldest = [_text(i) for i in self.client.zrange(self.keys.jobs_index, 0, count - 1)]
+        oldest = [text(i) for i in self.client.zrange(self.keys.jobs_index, 0, count - 1)]
         pipe = self.client.pipeline(transaction=False)
         for job_id in oldest:
             pipe.exists(self.keys.job(job_id))
@@ -220,7 +216,7 @@ class JobQueue:
         ids = self.client.zrevrange(self.keys.jobs_index, 0, max(1, limit) - 1)
         out = []
         for raw in ids:
-            h = self.client.hgetall(self.keys.job(_text(raw)))
+            h = self.client.hgetall(self.keys.job(text(raw)))
             if h:
                 out.append(JobRecord.from_hash(h))
             else:  # the record expired: drop it from the index too
@@ -260,14 +256,14 @@ class JobQueue:
             last = after_id
         elif not from_start:
             newest = self.client.xrevrange(key, count=1)
-            last = _text(newest[0][0]) if newest else "0-0"
+            last = text(newest[0][0]) if newest else "0-0"
         return self._follow(job_id, key, last, block_ms)
 
     def _follow(self, job_id: str, key: str, last: str, block_ms: int) -> Iterator[dict]:
         while True:
             for _, entries in self.client.xread({key: last}, block=block_ms, count=100) or []:
                 for entry_id, fields in entries:
-                    last = _text(entry_id)
+                    last = text(entry_id)
                     event = json.loads(fields[b"event"])
                     event["id"] = last
                     yield event
@@ -307,12 +303,12 @@ class JobQueue:
                                      [stale[0]["message_id"]])
             for entry_id, fields in got:
                 if fields:  # an entry deleted meanwhile comes back empty
-                    return Claim(_text(entry_id), _text(fields[b"job"]))
+                    return Claim(text(entry_id), text(fields[b"job"]))
         got = self.client.xreadgroup(k.group, consumer, {k.jobs_stream: ">"}, count=1,
                                      block=block_ms)
         for _, entries in got or []:
             for entry_id, fields in entries:
-                return Claim(_text(entry_id), _text(fields[b"job"]))
+                return Claim(text(entry_id), text(fields[b"job"]))
         return None
 
     def refresh(self, claim: Claim, consumer: str) -> bool:
@@ -355,7 +351,7 @@ class JobQueue:
         """(state, worker, cancel requested) in one read; state None once the record is gone."""
         state, worker, cancel = self.client.hmget(
             self.keys.job(job_id), ["state", "worker", "cancel_requested"])
-        return (JobState(_text(state)) if state else None, _text(worker or b""), bool(cancel))
+        return (JobState(text(state)) if state else None, text(worker or b""), bool(cancel))
 
     def hand_back(self, claim: Claim, worker: str, reason: str) -> bool:
         """Puts a running job back in the queue at once, for any worker; False if not ours."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -29,9 +28,8 @@ from nndl.trainer.errors import (
     NotFoundError,
     RegistryConflictError,
 )
-from nndl.trainer.keys import Keys
+from nndl.trainer.keys import MODEL_NAME, Keys, text
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 LATEST = "latest"
 
 # KEYS: by-job hash, next-version counter, versions hash. ARGV: job id.
@@ -64,7 +62,7 @@ class DirectoryStore:
 
     def path(self, name: str, version: int) -> Path:
         """The document's path; a name that is not a model name never reaches the disk."""
-        if not NAME.match(name) or type(version) is not int or version < 1:
+        if not MODEL_NAME.match(name) or type(version) is not int or version < 1:
             raise InvalidArgumentError(f"model {name!r} version {version!r} is not a valid "
                                        "model name and version number")
         return self.root / name / str(version) / "model.json"
@@ -173,7 +171,7 @@ def is_version(selector: str) -> bool:
 def parse_ref(ref: str) -> tuple[str, str]:
     """'name', 'name@3' or 'name@alias' -> (name, selector); selector 'latest' by default."""
     name, _, selector = ref.strip().partition("@")
-    if not NAME.match(name):
+    if not MODEL_NAME.match(name):
         raise InvalidArgumentError(
             f"model name {name!r} is not valid: use 1 to 64 of a-z, 0-9 and '-'"
         )
@@ -182,7 +180,7 @@ def parse_ref(ref: str) -> tuple[str, str]:
     if is_version(selector):
         if len(selector) > 18 or int(selector) < 1:
             raise InvalidArgumentError(f"model reference {ref!r}: versions are 1 and up")
-    elif not NAME.match(selector):
+    elif not MODEL_NAME.match(selector):
         raise InvalidArgumentError(
             f"model reference {ref!r}: {selector!r} is neither a version number nor an alias"
         )
@@ -190,7 +188,7 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 
 def _check_alias(alias: str) -> None:
-    if not NAME.match(alias) or alias == LATEST or is_version(alias):
+    if not MODEL_NAME.match(alias) or alias == LATEST or is_version(alias):
         raise InvalidArgumentError(
             f"alias {alias!r} is not valid: use a-z, 0-9 and '-', not a number or 'latest'"
         )
@@ -214,7 +212,7 @@ class Registry:
         indexed (and so visible). Another attempt of the same job that finds the number
         reserved writes it too; whichever document lands first is the version.
         """
-        if not NAME.match(name):
+        if not MODEL_NAME.match(name):
             raise InvalidArgumentError(f"model name {name!r} is not valid")
         k = self.keys
         if job_id:
@@ -263,7 +261,7 @@ class Registry:
     # -- finding
 
     def names(self) -> list[str]:
-        return sorted(_text(m) for m in self.client.smembers(self.keys.models))
+        return sorted(text(m) for m in self.client.smembers(self.keys.models))
 
     def versions(self, name: str) -> list[VersionSummary]:
         raw = self.client.hgetall(self.keys.model_versions(name))
@@ -279,7 +277,7 @@ class Registry:
 
     def aliases(self, name: str) -> dict[str, int]:
         raw = self.client.hgetall(self.keys.model_aliases(name))
-        return {_text(a): int(v) for a, v in raw.items()}
+        return {text(a): int(v) for a, v in raw.items()}
 
     def resolve(self, ref: str) -> tuple[str, int]:
         """The (name, version) a reference means now; NotFoundError when there is none."""
@@ -346,5 +344,3 @@ class Registry:
         return True
 
 
-def _text(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v

@@ -7,16 +7,15 @@ through, and its errors name the field and the allowed range.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from nndl.trainer.errors import InvalidSpecError
+from nndl.trainer.keys import MODEL_NAME
 from nndl.trainer.nn.activations import ACTIVATIONS
 from nndl.trainer.nn.backend import DEVICES
 from nndl.trainer.nn.costs import COSTS
 
-MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MAX_SPEC_BYTES = 16_384
 
 # Bounds that keep one job from taking the machine down.
@@ -105,13 +104,7 @@ class JobSpec:
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
-        if len(text.encode()) > MAX_SPEC_BYTES:
-            raise InvalidSpecError(f"the job spec is larger than {MAX_SPEC_BYTES} bytes")
-        try:
-            data = json.loads(text) if text.strip() else {}
-        except json.JSONDecodeError as e:
-            raise InvalidSpecError(f"the job spec is not valid JSON: {e}") from e
-        return cls.from_dict(data)
+        return cls.from_dict(spec_fields(text))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -243,3 +236,17 @@ def _is_item(value: Any, annotation: str) -> bool:
             isinstance(v, int) and not isinstance(v, bool) for v in value.values()
         )
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def spec_fields(text: str) -> dict:
+    """The fields a JSON job spec sets (empty text: none), checked for size and syntax;
+    their values are checked when they become a JobSpec."""
+    if len(text.encode()) > MAX_SPEC_BYTES:
+        raise InvalidSpecError(f"the job spec is larger than {MAX_SPEC_BYTES} bytes")
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as e:
+        raise InvalidSpecError(f"the job spec is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise InvalidSpecError("a job spec must be a JSON object")
+    return data

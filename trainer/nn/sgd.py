@@ -85,11 +85,6 @@ def evaluate(
     return total / n + l2, right / n
 
 
-def accuracy(net: Network, x: Array, labels: Array) -> float:
-    """Fraction of x classified as labelled."""
-    return evaluate(net, x, labels)[1]
-
-
 class SGD:
     """Trains `net` on (x, labels) with the given configuration, epoch by epoch."""
 
