@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -84,32 +85,47 @@ def load(address: str, kind: str, model: str, callers: int, warmup_s: float, sec
             start = time.perf_counter()
             measure_from, end = start + warmup_s, start + warmup_s + seconds
 
+            calls = 0
+
             async def caller() -> None:
+                nonlocal calls
                 while (t := time.perf_counter()) < end:
                     await call(request, timeout=30)
+                    calls += 1
                     if t >= measure_from:
                         latencies.append(time.perf_counter() - t)
 
             await asyncio.gather(*(caller() for _ in range(callers)))
-            return latencies
+            return latencies, calls
 
     out.put(asyncio.run(run()))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(address: str, kind: str, callers: int, processes: int, warmup_s: float,
-            seconds: float, model: str = "mlp") -> tuple[float, float, float]:
-    """(calls/s, p50 ms, p99 ms) over `seconds`, load split over `processes`."""
+            seconds: float, server_pid: int, model: str = "mlp"
+            ) -> tuple[float, float, float, float]:
+    """(calls/s, p50 ms, p99 ms, server CPU µs per call) over `seconds`, load split over
+    `processes`; the CPU figure covers the warm-up too, divided by every call made."""
     out: mp.Queue = mp.Queue()
     shares = [callers // processes + (i < callers % processes) for i in range(processes)]
     procs = [mp.Process(target=load, args=(address, kind, model, n, warmup_s, seconds, out))
              for n in shares if n]
+    cpu_before = cpu_seconds(server_pid)
     for p in procs:
         p.start()
-    latencies = np.array([t for _ in procs for t in out.get()])
+    results = [out.get() for _ in procs]
     for p in procs:
         p.join()
+    cpu_per_call = (cpu_seconds(server_pid) - cpu_before) / sum(n for _, n in results) * 1e6
+    latencies = np.array([t for times, _ in results for t in times])
     p50, p99 = np.percentile(latencies, [50, 99]) * 1000
-    return len(latencies) / seconds, p50, p99
+    return len(latencies) / seconds, p50, p99, cpu_per_call
 
 
 class NullClassifier(rpc.ClassifierServicer):
@@ -177,21 +193,21 @@ def main() -> int:
             print(f"batch_max_images={args.batch_max_images} "
                   f"batch_max_wait_ms={args.batch_max_wait_ms} threads={args.threads} "
                   f"cpus={os.cpu_count()}\n")
-            print("| call | callers | calls/s | images/s | p50 ms | p99 ms |")
-            print("| --- | ---: | ---: | ---: | ---: | ---: |")
+            print("| call | callers | calls/s | images/s | p50 ms | p99 ms | server CPU µs/call |")
+            print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
             runs = [("single", 1, "mlp"), ("single", 8, "mlp"), ("single", 64, "mlp"),
                     ("batch-packed", 2, "mlp"), ("batch-messages", 2, "mlp"),
                     *(("batch-packed", 2, name) for name in CONV_MODELS)]
             for kind, callers, model in runs:
                 processes = min(callers, args.load_processes)
-                rate, p50, p99 = measure(address, kind, callers, processes, args.warmup,
-                                         args.seconds, model)
+                rate, p50, p99, cpu = measure(address, kind, callers, processes, args.warmup,
+                                              args.seconds, server.pid, model)
                 images = rate * (1 if kind == "single" else BATCH)
                 label = {"single": "Classify (1 image)",
                          "batch-packed": "ClassifyBatch 1,000 u8, packed answer",
                          "batch-messages": "ClassifyBatch 1,000 u8, Prediction messages"}[kind]
                 print(f"| {label}, {model} | {callers} | {rate:,.0f} | {images:,.0f} | "
-                      f"{p50:.2f} | {p99:.2f} |", flush=True)
+                      f"{p50:.2f} | {p99:.2f} | {cpu:,.0f} |", flush=True)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -206,12 +222,14 @@ def ceiling(args) -> int:
     server.start()
     address = f"127.0.0.1:{port}"
     wait_healthy(address)
-    print("| do-nothing servicer | callers | calls/s | p50 ms | p99 ms |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| do-nothing servicer | callers | calls/s | p50 ms | p99 ms | server CPU µs/call |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for callers in (1, 8, 64):
-        rate, p50, p99 = measure(address, "single", callers, min(callers, args.load_processes),
-                                 args.warmup, args.seconds)
-        print(f"| Classify | {callers} | {rate:,.0f} | {p50:.2f} | {p99:.2f} |", flush=True)
+        rate, p50, p99, cpu = measure(address, "single", callers,
+                                      min(callers, args.load_processes), args.warmup,
+                                      args.seconds, server.pid)
+        print(f"| Classify | {callers} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | {cpu:,.0f} |",
+              flush=True)
     server.terminate()
     return 0
 

@@ -17,7 +17,8 @@ NNDL_SERVER, NNDL_TOKEN and NNDL_TLS_CA. Results go to stdout, progress to stder
 exit codes:
   0  done                        3  the job failed or was cancelled
   1  the call failed            4  the server could not be reached or timed out
-  2  wrong usage                 5  an input file is missing or is not an image
+  2  wrong usage                 5  an input file is missing or unusable (not an image,
+                                    not a JSON job spec)
   130  interrupted (Ctrl-C)
 """
 
@@ -76,8 +77,7 @@ def _model_ref(text: str) -> str:
     from nndl.trainer.registry import parse_ref
 
     try:
-        if text:  # "": the server's default model
-            parse_ref(text)
+        parse_ref(text)
     except NndlError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
@@ -116,6 +116,17 @@ def _percent(x: float) -> str:
 
 def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+
+def _count(n: Any, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _network_text(spec: dict) -> str:
+    """The network of a job spec in one phrase: conv-pool layers first, then the dense ones."""
+    convs = [f"conv {c.get('filters')}x{c.get('kernel')}x{c.get('kernel')} pool "
+             f"{c.get('pool')}" for c in spec.get("conv") or []]
+    return " + ".join([*convs, str(spec.get("layers"))]) + f" {spec.get('cost', '')}"
 
 
 def _message_dict(m: Any) -> dict:
@@ -193,11 +204,14 @@ def _row(name: str, r: Any) -> dict:
 
 def cmd_classify(args: Args) -> int:
     if args.paths == ["-"]:
-        items = [("-", sys.stdin.buffer.read())]
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise BadInput("stdin is empty; pipe an image into 'nndl classify -'")
+        items = [("-", data)]
     else:
         items = [(str(f), _read(f)) for f in _image_files(args.paths)]
     with _client(args) as c:
-        rows = _classify_files(c, items, args.model)
+        rows = _classify_files(c, items, args.model or "")
     bad = [r for r in rows if "error" in r]
     if args.json:
         _print_json(rows)
@@ -349,8 +363,8 @@ def cmd_jobs_show(args: Args) -> int:
           + (" (cancel requested)" if job.cancel_requested and job.state not in FINAL_STATES
              else ""))
     print(f"  preset      {job.preset or '-'}")
-    print(f"  network     {spec.get('layers')} {spec.get('cost', '')}, eta {spec.get('eta')}, "
-          f"{spec.get('epochs')} epochs")
+    print(f"  network     {_network_text(spec)}, eta {spec.get('eta')}, "
+          f"{_count(spec.get('epochs'), 'epoch')}")
     print(f"  created     {_when(job.created_at)}  started {_when(job.started_at)}  "
           f"finished {_when(job.finished_at)}")
     if job.worker:
@@ -373,12 +387,17 @@ def cmd_jobs_watch(args: Args) -> int:
 
 def cmd_jobs_cancel(args: Args) -> int:
     with _client(args) as c:
-        job = c.cancel(args.id)
+        before = c.job(args.id)
+        job = before if before.state in FINAL_STATES else c.cancel(args.id)
     if args.json:
         _print_json(job_dict(job))
+    elif job is before:
+        print(f"job {job.id}: already {STATE_NAMES[job.state]}; there is nothing to cancel")
+    elif job.state in FINAL_STATES:
+        print(f"job {job.id}: {STATE_NAMES[job.state]}")
     else:
-        print(f"job {job.id}: {STATE_NAMES[job.state]}"
-              + (", cancel requested" if job.state not in FINAL_STATES else ""))
+        print(f"job {job.id}: {STATE_NAMES[job.state]}, cancel requested; it stops after its "
+              "current epoch")
     return EXIT_OK
 
 
@@ -416,8 +435,8 @@ def cmd_models_show(args: Args) -> int:
     lineage = json.loads(m.lineage_json or "{}")
     spec = lineage.get("spec")
     if spec:
-        print(f"{args.ref}: {spec.get('layers')} {spec.get('cost')}, eta {spec.get('eta')}, "
-              f"lambda {spec.get('lmbda')}, {spec.get('epochs')} epochs, trained on "
+        print(f"{args.ref}: {_network_text(spec)}, eta {spec.get('eta')}, "
+              f"lambda {spec.get('lmbda')}, {_count(spec.get('epochs'), 'epoch')}, trained on "
               f"{lineage.get('device', '?')} in {duration(lineage.get('duration_seconds', 0))}")
     elif lineage.get("imported_from"):
         print(f"{args.ref}: imported from {lineage['imported_from']}")
@@ -472,7 +491,7 @@ def cmd_eval(args: Args) -> int:
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     with _client(args) as c:
-        ev = evaluate(c, x, y, model=args.model)
+        ev = evaluate(c, x, y, model=args.model or "")
     if args.mistakes:
         mistakes_image(ev, x, args.count).save(args.mistakes)
     if args.json:
@@ -539,20 +558,30 @@ def _connection_flags(p: argparse.ArgumentParser, defaults: bool) -> None:
                    help="show tracebacks of errors")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors reach `main`, so that --json can report them too."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
 def _command(sub: Any, name: str, run: Callable[[Args], int], help: str, *,
-             json_flag: bool = True, epilog: str = "") -> argparse.ArgumentParser:
+             epilog: str = "") -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help, epilog=epilog,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(run=run)
-    if json_flag:
-        p.add_argument("--json", action="store_true", help="print JSON for programs")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help="print JSON for programs")
     _connection_flags(p, defaults=False)
     return p
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nndl", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="nndl", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true",
+                   help="print JSON for programs (before or after the command)")
     _connection_flags(p, defaults=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -563,7 +592,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="+", metavar="PATH",
                    help="PNG, JPEG, BMP or GIF files, folders (searched recursively) or - "
                         "for one image on stdin")
-    c.add_argument("--model", default="", type=_model_ref,
+    c.add_argument("--model", default=None, type=_model_ref,
                    help="NAME, NAME@VERSION or NAME@ALIAS "
                                                "(default: the server's default model)")
 
@@ -613,7 +642,7 @@ def parser() -> argparse.ArgumentParser:
 
     e = _command(sub, "eval", cmd_eval, "classify the MNIST test set through the server",
                  epilog="example:\n  nndl eval --model mnist@production --mistakes worst.png")
-    e.add_argument("--model", default="", type=_model_ref,
+    e.add_argument("--model", default=None, type=_model_ref,
                    help="NAME, NAME@VERSION or NAME@ALIAS")
     e.add_argument("--mnist", default="", metavar="PATH",
                    help="mnist.pkl.gz (NNDL_MNIST_PATH; default: the cache, else download)")
@@ -649,7 +678,11 @@ def _fail(args: Args, message: str, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser().parse_args(argv)
+    except UsageError as e:
+        return _fail(Args(json="--json" in argv), str(e), EXIT_USAGE)
     try:
         return args.run(args)
     except ClientError as e:

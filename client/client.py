@@ -65,7 +65,7 @@ def image_message(image: ImageLike) -> pb.Image:
     if isinstance(image, bytes):
         return pb.Image(encoded=image)
     if isinstance(image, np.ndarray):
-        flat = _pixels(image.reshape(1, -1))[0]
+        flat = _pixels(image[None])[0]
         if flat.dtype == np.uint8:
             return pb.Image(pixels_u8=flat.tobytes())
         return pb.Image(pixels_f32=pb.FloatPixels(values=flat.tolist()))
@@ -77,13 +77,20 @@ def image_message(image: ImageLike) -> pb.Image:
                       "array or a PIL image")
 
 
-def _pixels(x: np.ndarray) -> np.ndarray:
-    """(N, 784) uint8 or float32, checked here so mistakes get a fix, not a server error."""
+def _pixels(images: np.ndarray) -> np.ndarray:
+    """(N, ...) array -> (N, 784) uint8 or float32, checked here so that mistakes get a fix,
+    not a server error."""
+    if images.ndim == 0 or images.shape[0] == 0:
+        raise ClientError("the batch holds no images")
+    x = images.reshape(images.shape[0], -1)
     if x.shape[1] != 784:
         raise ClientError(f"an array image must hold 28×28 = 784 pixels, not {x.shape[1]}")
     if x.dtype == np.uint8:
         return x
-    if not np.issubdtype(x.dtype, np.number) or x.size and (x.min() < 0 or x.max() > 1):
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ClientError(f"an array image of {x.dtype} is neither uint8 (0..255) nor float "
+                          "(0..1); convert it with .astype(np.uint8) or divide by 255")
+    if x.min() < 0 or x.max() > 1:
         raise ClientError("float pixels must lie in [0, 1]; divide 0..255 values by 255 or "
                           "pass a uint8 array")
     return x.astype(np.float32)
@@ -151,6 +158,10 @@ class DigitsClient:
         from_server = any(k == "nndl-origin" for k, _ in (e.trailing_metadata() or ()))
         if code == grpc.StatusCode.UNAVAILABLE and from_server:
             message = details  # the server answered: something behind it is away
+        elif code == grpc.StatusCode.UNAVAILABLE and "handshake failed" in details.lower():
+            message = (f"the TLS handshake with {self.address} failed: the server there may "
+                       "not use TLS (then leave out --tls and --tls-ca), or its certificate is "
+                       "not signed by the CA you trust (--tls-ca)")
         elif code == grpc.StatusCode.UNAVAILABLE:
             message = (f"cannot reach the nndl server at {self.address}; start nndl-server "
                        "there or point --server (NNDL_SERVER) at it")
@@ -185,7 +196,7 @@ class DigitsClient:
         a list (of paths, bytes, arrays or PIL images) image by image. The answer always
         comes packed: one message per image would cost more than the forward pass."""
         if isinstance(images, np.ndarray):
-            x = _pixels(images.reshape(images.shape[0], -1))
+            x = _pixels(images)
             fmt, data = ((pb.PIXEL_FORMAT_U8, x.tobytes()) if x.dtype == np.uint8 else
                          (pb.PIXEL_FORMAT_F32_LE, x.astype("<f4").tobytes()))
             request = pb.ClassifyBatchRequest(

@@ -22,8 +22,13 @@ def duration(seconds: float) -> str:
 
 def result_line(r: pb.JobResult) -> str:
     book = f" (the book: {100 * r.book_accuracy:.2f} %)" if r.book_accuracy else ""
+    alias = ""
+    if r.promote:
+        alias = (f"; {r.model}@{r.promote} now points at it" if r.promoted else
+                 f"; {r.model}@{r.promote} stays where it was (this version did not beat it)")
     return (f"published {r.model} version {r.version}: test accuracy "
-            f"{100 * r.test_accuracy:.2f} %{book}, trained in {duration(r.duration_seconds)}")
+            f"{100 * r.test_accuracy:.2f} %{book}, trained in {duration(r.duration_seconds)}"
+            f"{alias}")
 
 
 class ProgressView:

@@ -13,7 +13,6 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
 
 from nndl.server.interceptors import MetricsInterceptor, TokenInterceptor
 from nndl.server.metrics import ServerMetrics
@@ -21,6 +20,7 @@ from nndl.server.models import ModelCache
 from nndl.server.servicer import ClassifierServicer, ModelsServicer
 from nndl.server.settings import ServerSettings
 from nndl.server.training_servicer import TrainingServicer
+from nndl.trainer.metrics import serve_metrics
 from nndl.trainer.settings import from_env_and_args
 from nndl.v1 import nndl_pb2, nndl_pb2_grpc
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = ServerMetrics()
     try:
         if s.metrics_port:
-            start_http_server(s.metrics_port, registry=metrics.registry)
+            serve_metrics(s.metrics_port, metrics.registry)
         running = build(s, metrics)
     except (OSError, ValueError) as e:  # a port in use, a bad Redis URL or store: one line
         log.error("the server cannot start: %s", e)

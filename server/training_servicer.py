@@ -24,7 +24,7 @@ STATES = {
 _PROGRESS = ("epoch", "epochs", "validation_accuracy", "training_cost", "eta_learning_rate",
              "epoch_seconds", "eta_seconds", "training_accuracy", "validation_cost")
 _RESULT = ("model", "version", "validation_accuracy", "test_accuracy", "book_accuracy",
-           "duration_seconds")
+           "duration_seconds", "promote", "promoted")
 
 
 def _finite(d: dict, names: tuple[str, ...]) -> dict:

@@ -84,12 +84,12 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _arrays_from_pickle(raw_gz: bytes) -> dict[str, np.ndarray]:
+def _arrays_from_pickle(raw_gz: bytes, source: str = PICKLE_NAME) -> dict[str, np.ndarray]:
     digest = sha256_of(raw_gz)
     if digest != PICKLE_SHA256:
         raise DataError(
-            f"{PICKLE_NAME} has SHA-256 {digest}, expected {PICKLE_SHA256}; "
-            "the file is corrupt or not the book's MNIST"
+            f"{source} has SHA-256 {digest}, expected {PICKLE_SHA256} (the book's "
+            f"{PICKLE_NAME}); the file is corrupt or not the book's MNIST"
         )
     splits = _ArraysOnly(io.BytesIO(gzip.decompress(raw_gz)), encoding="latin1").load()
     out = {}
@@ -196,7 +196,7 @@ def load_mnist(
         p = Path(path)
         if not p.is_file():
             raise DataError(f"no MNIST file at {p}")
-        arrays = _arrays_from_pickle(p.read_bytes())
+        arrays = _arrays_from_pickle(p.read_bytes(), str(p))
         return _mnist(arrays)
     cached = cache / CACHE_NAME
     if cached.is_file():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 JOB_OUTCOMES = ("succeeded", "failed", "cancelled", "handed_back", "lost")
 
@@ -36,3 +36,12 @@ class TrainerMetrics:
         self.redis_errors = Counter(
             "nndl_trainer_redis_errors_total",
             "Redis calls that failed (each was retried with backoff).", registry=r)
+
+
+def serve_metrics(port: int, registry: CollectorRegistry) -> None:
+    """Starts the /metrics endpoint; OSError naming the port when it cannot listen."""
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as e:
+        raise OSError(f"cannot serve metrics on port {port}: {e.strerror or e}; is another "
+                      "process using it? (--metrics-port; 0 turns the endpoint off)") from e

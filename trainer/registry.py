@@ -170,13 +170,18 @@ def is_version(selector: str) -> bool:
 
 def parse_ref(ref: str) -> tuple[str, str]:
     """'name', 'name@3' or 'name@alias' -> (name, selector); selector 'latest' by default."""
-    name, _, selector = ref.strip().partition("@")
+    name, at, selector = ref.strip().partition("@")
     if not MODEL_NAME.match(name):
         raise InvalidArgumentError(
             f"model name {name!r} is not valid: use 1 to 64 of a-z, 0-9 and '-'"
         )
-    if not selector:
+    if not at:
         return name, LATEST
+    if not selector:
+        raise InvalidArgumentError(
+            f"model reference {ref!r} ends in '@': add a version number or an alias, "
+            "or leave out the '@'"
+        )
     if is_version(selector):
         if len(selector) > 18 or int(selector) < 1:
             raise InvalidArgumentError(f"model reference {ref!r}: versions are 1 and up")

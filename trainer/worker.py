@@ -334,5 +334,5 @@ class Worker:
             "model": spec.model, "version": version,
             "validation_accuracy": outcome.validation_accuracy,
             "test_accuracy": outcome.test_accuracy, "book_accuracy": spec.book_accuracy,
-            "duration_seconds": outcome.seconds, "promoted": promoted,
+            "duration_seconds": outcome.seconds, "promote": spec.promote, "promoted": promoted,
         }

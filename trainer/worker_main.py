@@ -15,11 +15,9 @@ import sys
 import time
 from typing import Any
 
-from prometheus_client import start_http_server
-
 from nndl.trainer.data import load_mnist
 from nndl.trainer.errors import NndlError
-from nndl.trainer.metrics import TrainerMetrics
+from nndl.trainer.metrics import TrainerMetrics, serve_metrics
 from nndl.trainer.settings import TrainerSettings, from_env_and_args
 from nndl.trainer.worker import Worker
 
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = s.redis()
         if s.metrics_port:
-            start_http_server(s.metrics_port, registry=metrics.registry)
+            serve_metrics(s.metrics_port, metrics.registry)
         registry = s.registry(client)
     except (OSError, ValueError) as e:  # a port in use, an unknown store: say it in one line
         log.error("worker cannot start", extra={"error": str(e)})

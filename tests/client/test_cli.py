@@ -139,9 +139,7 @@ def test_a_bad_spec_file_is_one_sentence(capsys, tmp_path, content, code, messag
 def test_bad_flag_values_are_usage_errors(capsys) -> None:
     code, _, err = run(capsys, None, "--server", "127.0.0.1:9", "train", "--layers", "784,x,10")
     assert code == EXIT_USAGE and "--layers takes sizes separated by commas" in one_line(err)
-    with pytest.raises(SystemExit) as e:
-        main(["--timeout", "0", "jobs", "list"])
-    assert e.value.code == EXIT_USAGE
+    assert main(["--timeout", "0", "jobs", "list"]) == EXIT_USAGE
     assert "must be more than 0 seconds" in capsys.readouterr().err
 
 
@@ -168,6 +166,16 @@ def test_train_follows_the_job_with_plain_progress_lines(capsys, live) -> None:
     assert "published cli-train version 1" in err and "the book: 95.49 %" in err
 
 
+def test_train_says_whether_its_alias_moved(capsys, live) -> None:
+    job = ["train", "--preset", "ch3", "--epochs", "1", "--train-size", "1000", "--init",
+           "scaled", "--model", "cli-promote", "--promote", "best"]
+    code, _, err = run(capsys, live, *job)
+    assert code == EXIT_OK and "; cli-promote@best now points at it" in err
+    code, _, err = run(capsys, live, *job)  # the same seed: as good, so not better
+    assert code == EXIT_OK
+    assert "; cli-promote@best stays where it was (this version did not beat it)" in err
+
+
 def test_train_with_explicit_options_and_detach(capsys, live) -> None:
     code, out, _ = run(capsys, live, "train", "--layers", "784,20,10", "--eta", "0.5",
                        "--epochs", "1", "--train-size", "1000", "--model", "cli-detach",
@@ -186,6 +194,18 @@ def test_train_with_explicit_options_and_detach(capsys, live) -> None:
 def test_a_bad_option_is_refused_with_the_servers_reason(capsys, live) -> None:
     code, _, err = run(capsys, live, "train", "--preset", "ch1", "--eta", "-1")
     assert code == EXIT_REFUSED and "eta must be between" in one_line(err)
+
+
+def test_empty_stdin_is_named(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    code, _, err = run(capsys, None, "--server", "127.0.0.1:9", "classify", "-")
+    assert code == EXIT_BAD_INPUT and "stdin is empty" in one_line(err)
+
+
+def test_cancelling_a_finished_job_says_there_is_nothing_to_cancel(capsys, live) -> None:
+    code, out, _ = run(capsys, live, "jobs", "cancel", live.job_id)
+    assert code == EXIT_OK
+    assert out.strip() == f"job {live.job_id}: already succeeded; there is nothing to cancel"
 
 
 def test_jobs_list_cancel_and_a_cancelled_watch(capsys, live) -> None:
@@ -326,16 +346,36 @@ def test_eval_of_the_whole_test_set_matches_the_published_accuracy(capsys, live)
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["classify", "--model", "Bad/Name", "x.png"], "model name 'Bad/Name' is not valid"),
+    (["classify", "--model", "mnist@", "x.png"], "ends in '@'"),
+    (["classify", "--model", "", "x.png"], "model name '' is not valid"),
+    (["eval", "--model", ""], "model name '' is not valid"),
     (["eval", "--limit", "0"], "--limit: must be at least 1, not 0"),
     (["eval", "--mistakes", "/nonexistent/dir/x.png"], "the folder /nonexistent/dir does not"),
     (["plot", "job", "-o", "curves.txt"], "curves.txt: the output is a PNG"),
 ])
 def test_flag_values_that_can_never_work_are_refused_before_any_call(capsys, argv,
                                                                       message) -> None:
-    with pytest.raises(SystemExit) as e:
-        main(["--server", "127.0.0.1:9", *argv])
-    assert e.value.code == EXIT_USAGE
+    assert main(["--server", "127.0.0.1:9", *argv]) == EXIT_USAGE
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--json", "eval", "--limit", "0"],
+    ["eval", "--json", "--limit", "0"],
+    ["--json", "nosuchcommand"],
+])
+def test_usage_errors_with_json_print_an_error_document(capsys, argv) -> None:
+    code, out, err = run(capsys, None, "--server", "127.0.0.1:9", *argv)
+    document = json.loads(out)
+    assert code == EXIT_USAGE and document["exit_code"] == EXIT_USAGE
+    assert document["error"] in err and "usage: nndl" in err
+
+
+def test_json_may_come_before_the_command(capsys) -> None:
+    code, out, err = run(capsys, None, "--json", "--server", "127.0.0.1:9", "--timeout", "2",
+                         "models", "list")
+    assert code == EXIT_UNREACHABLE
+    assert json.loads(out)["error"] == one_line(err).removeprefix("nndl: ")
 
 
 def test_a_failure_with_json_prints_an_error_document(capsys) -> None:

@@ -59,6 +59,10 @@ def test_bad_arrays_are_caught_before_they_are_sent(live) -> None:
             c.classify_batch(np.zeros((2, 27, 27), dtype=np.uint8))
         with pytest.raises(ClientError, match="cannot classify a dict"):
             c.classify({"pixels": []})  # type: ignore[arg-type]
+        with pytest.raises(ClientError, match="the batch holds no images"):
+            c.classify_batch(np.zeros((0, 28, 28), dtype=np.uint8))
+        with pytest.raises(ClientError, match="of int64 is neither uint8"):
+            c.classify_batch(np.full((1, 28, 28), 7, dtype=np.int64))
         with pytest.raises(ClientError, match="cannot read .*nowhere.png"):
             c.classify("nowhere.png")
 
@@ -156,7 +160,7 @@ def test_the_token_guards_changes_and_comes_from_the_environment(settings, monke
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl for a certificate")
-def test_tls_with_a_private_ca(settings, tmp_path: Path) -> None:
+def test_tls_with_a_private_ca(settings, live, tmp_path: Path) -> None:
     from nndl.server.app import build
 
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
@@ -170,6 +174,10 @@ def test_tls_with_a_private_ca(settings, tmp_path: Path) -> None:
             assert c.jobs(1) == []
         with DigitsClient(address, retries=1, timeout=3) as c, pytest.raises(ClientError):
             c.jobs(1)  # plain text to a TLS server
+        with (DigitsClient(live.address, tls_ca=cert, retries=1, timeout=3) as c,
+              pytest.raises(ClientError, match="TLS handshake .* failed: the server there may "
+                                               "not use TLS")):
+            c.jobs(1)  # TLS to a plain-text server
         with pytest.raises(ClientError, match="cannot read the TLS CA certificate"):
             DigitsClient(address, tls_ca=tmp_path / "missing.pem")
     finally:

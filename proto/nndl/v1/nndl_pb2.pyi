@@ -231,20 +231,24 @@ class EpochProgress(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., epochs: _Optional[int] = ..., validation_accuracy: _Optional[float] = ..., training_cost: _Optional[float] = ..., eta_learning_rate: _Optional[float] = ..., epoch_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., training_accuracy: _Optional[float] = ..., validation_cost: _Optional[float] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("model", "version", "validation_accuracy", "test_accuracy", "book_accuracy", "duration_seconds")
+    __slots__ = ("model", "version", "validation_accuracy", "test_accuracy", "book_accuracy", "duration_seconds", "promote", "promoted")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     BOOK_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     validation_accuracy: float
     test_accuracy: float
     book_accuracy: float
     duration_seconds: float
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., validation_accuracy: _Optional[float] = ..., test_accuracy: _Optional[float] = ..., book_accuracy: _Optional[float] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
+    promote: str
+    promoted: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., validation_accuracy: _Optional[float] = ..., test_accuracy: _Optional[float] = ..., book_accuracy: _Optional[float] = ..., duration_seconds: _Optional[float] = ..., promote: _Optional[str] = ..., promoted: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "state", "spec_json", "preset", "attempts", "worker", "created_at", "started_at", "finished_at", "progress", "result", "error", "cancel_requested")
