@@ -261,9 +261,10 @@ def _spec_from_args(args: Args) -> dict[str, Any]:
             spec = json.loads(Path(args.spec).read_text())
         except OSError as e:
             raise BadInput(f"cannot read the job spec {args.spec}: {e.strerror or e}") from e
-        except json.JSONDecodeError as e:
-            raise BadInput(f"the job spec {args.spec} is not valid JSON ({e}); it must be a "
-                           "JSON object of job-spec fields") from e
+        except (json.JSONDecodeError, RecursionError) as e:
+            reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+            raise BadInput(f"the job spec {args.spec} is not valid JSON ({reason}); it must be "
+                           "a JSON object of job-spec fields") from None
         if not isinstance(spec, dict):
             raise BadInput(f"the job spec {args.spec} holds a JSON {type(spec).__name__}; it "
                            "must be a JSON object of job-spec fields, like {\"epochs\": 10}")

@@ -3,9 +3,11 @@
     python healthcheck.py grpc 127.0.0.1:50051 [--service nndl.v1.Classifier] [--tls-ca CA]
     python healthcheck.py http http://127.0.0.1:9101/metrics
 
-`grpc` asks the server's standard health service (grpc.health.v1) and is healthy only on
-SERVING; `http` is healthy on a 200 answer (the trainer has no gRPC port, so its metrics
-endpoint stands for it). Needs only what the nndl image already has.
+`grpc` asks the server's standard health service (grpc.health.v1) and is healthy on
+SERVING, and on RESOURCE_EXHAUSTED: a server at its --max-in-flight limit refuses every
+call, this one too, and is busy, not broken (restarting it would drop its work). `http`
+is healthy on a 200 answer (the trainer has no gRPC port, so its metrics endpoint stands
+for it). Needs only what the nndl image already has.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ def check_grpc(target: str, service: str, tls_ca: str, timeout_s: float) -> str 
         try:
             answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                print(f"busy: {target} is at its limit of calls in flight ({e.details()})",
+                      file=sys.stderr)
+                return None
             return f"{target}: {e.code().name} {e.details()}"
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
     return None if status == "SERVING" else f"{target} {service or '(server)'}: {status}"

@@ -39,6 +39,11 @@ class DeadlineExceededError(NndlError):
     code = "deadline_exceeded"
 
 
+# Redis errors that pass: it is down, restarting, loading its data or read-only during a
+# failover. Any other Redis error (a bad command, a wrong type) is a bug: INTERNAL.
+REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+
+
 def status_of(error: NndlError) -> grpc.StatusCode:
     return STATUS.get(error.code, grpc.StatusCode.INTERNAL)
 
@@ -47,7 +52,7 @@ def abort_with(method_name: str, error: Exception, context: grpc.ServicerContext
     """Ends the call with the status and message that error deserves (raises)."""
     if isinstance(error, NndlError):
         context.abort(status_of(error), str(error))
-    if isinstance(error, redis.RedisError):
+    if isinstance(error, REDIS_AWAY):
         log.warning("%s: Redis is unreachable: %s", method_name, error)
         # Marks this UNAVAILABLE as the server's own answer, not a transport failure.
         context.set_trailing_metadata(((ORIGIN_KEY, "server"),))

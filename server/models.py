@@ -157,7 +157,15 @@ class ModelCache:
         for ref, current in list(self._refs.items()):
             try:
                 target = self.registry.resolve(ref)
-            except NotFoundError as e:  # the alias was removed: stop serving it
+            except NotFoundError as e:
+                name, selector = parse_ref(ref)
+                if selector == LATEST or not self.registry.versions(name):
+                    # The model itself is gone from the index: Redis lost its data, most
+                    # likely. Versions are immutable, so what is loaded is still right.
+                    log.warning("%s no longer resolves (%s); still serving version %d",
+                                ref, e, current[1])
+                    continue
+                # Only the alias was removed: stop serving it.
                 with self._swap_lock:
                     self._refs = {k: v for k, v in self._refs.items() if k != ref}
                 log.info("stopped serving %s: %s", ref, e)

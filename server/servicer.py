@@ -149,6 +149,7 @@ class ModelsServicer(rpc.ModelsServicer):
     @grpc_errors
     def DeleteAlias(self, request: pb.DeleteAliasRequest, context) -> pb.ModelInfo:
         self.registry.delete_alias(request.name, request.alias)
+        self.cache.refresh()  # this replica stops serving it now, the others on notification
         return model_info(self.registry, self.cache, request.name)
 
     @grpc_errors

@@ -83,7 +83,7 @@ class TrainingServicer(rpc.TrainingServicer):
     @grpc_errors
     def WatchJob(self, request: pb.WatchJobRequest, context):
         events = self.queue.events(request.id, from_start=request.from_start,
-                                   after_id=request.after_id)
+                                   after_id=request.after_id, alive=context.is_active)
         if not self._watchers.acquire(blocking=False):
             raise OverloadedError(f"{self.max_watchers} jobs are being watched on this server "
                                   "already; retry later, or poll GetJob")

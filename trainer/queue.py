@@ -18,7 +18,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
@@ -237,30 +237,35 @@ class JobQueue:
     # -- events
 
     def events(self, job_id: str, from_start: bool = False, after_id: str = "",
-               block_ms: int = 1000) -> Iterator[dict]:
+               block_ms: int = 1000, alive: Callable[[], bool] = lambda: True
+               ) -> Iterator[dict]:
         """The job's events as they happen (and those before, with from_start).
 
         Each event carries its stream entry "id"; a watcher that reconnects passes the
         last one it saw as after_id and gets exactly the events after it (event times
         come from several machines' clocks, so they cannot order events). The starting
         point is fixed by this call, not by the first `next()`; the iterator ends after
-        the final event, or at once for an ended job watched from now.
+        the final event, or at once for an ended job watched from now, or within block_ms
+        once `alive()` turns false (a watcher that went away must not wait for the job's
+        next event, which may be hours off, to let go of its thread).
         """
         self.get(job_id)  # NotFoundError for an unknown job, here rather than later
         key = self.keys.job_events(job_id)
         last = "0-0"
         if after_id:
-            if not _STREAM_ID.fullmatch(after_id):
+            if not _STREAM_ID.fullmatch(after_id) or any(
+                    int(part) >= 2**64 for part in after_id.split("-")):
                 raise InvalidArgumentError(f"after_id {after_id!r} is not an event id "
-                                       "(two numbers joined by '-')")
+                                           "(two numbers below 2^64 joined by '-')")
             last = after_id
         elif not from_start:
             newest = self.client.xrevrange(key, count=1)
             last = text(newest[0][0]) if newest else "0-0"
-        return self._follow(job_id, key, last, block_ms)
+        return self._follow(job_id, key, last, block_ms, alive)
 
-    def _follow(self, job_id: str, key: str, last: str, block_ms: int) -> Iterator[dict]:
-        while True:
+    def _follow(self, job_id: str, key: str, last: str, block_ms: int,
+                alive: Callable[[], bool]) -> Iterator[dict]:
+        while alive():
             for _, entries in self.client.xread({key: last}, block=block_ms, count=100) or []:
                 for entry_id, fields in entries:
                     last = text(entry_id)

@@ -247,6 +247,8 @@ def spec_fields(text: str) -> dict:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as e:
         raise InvalidSpecError(f"the job spec is not valid JSON: {e}") from e
+    except RecursionError:
+        raise InvalidSpecError("the job spec is nested too deeply to be a job spec") from None
     if not isinstance(data, dict):
         raise InvalidSpecError("a job spec must be a JSON object")
     return data

@@ -320,6 +320,8 @@ class Worker:
             "job_id": job.id, "spec": spec.to_dict(), "dataset_sha256": mnist.sha256,
             "history": outcome.history, "validation_accuracy": outcome.validation_accuracy,
             "test_accuracy": outcome.test_accuracy, "device": outcome.device,
+            **({"test_accuracy_by_vote": outcome.test_accuracy_by_vote}
+               if len(outcome.networks) > 1 else {}),
             "duration_seconds": outcome.seconds, "code_version": CODE_VERSION,
             "worker": self.worker_id, "notes": outcome.notes,
         }

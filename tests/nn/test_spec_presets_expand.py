@@ -80,3 +80,14 @@ def test_rotation_keeps_the_digit(small) -> None:
     np.testing.assert_allclose(turned.sum(axis=1), x.sum(axis=1), rtol=0.05)
     big, _ = expand(x, np.arange(20), "shift+rotate", rotate=10.0)
     assert big.shape == (140, 784)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{not json", "the job spec is not valid JSON"),
+    ("[1, 2]", "a job spec must be a JSON object"),
+    ("[" * 5000, "nested too deeply"),  # under the size limit, over Python's stack
+    ("{}" + " " * 20_000, "larger than"),
+])
+def test_spec_text_that_is_no_spec_is_refused_by_name(text: str, message: str) -> None:
+    with pytest.raises(InvalidSpecError, match=message):
+        JobSpec.from_json(text)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import threading
+import time
 from collections import Counter
 
 import grpc
@@ -14,6 +17,7 @@ from nndl.server.settings import ServerSettings
 from nndl.trainer.presets import resolve
 from nndl.v1 import nndl_pb2 as pb
 from nndl.v1 import nndl_pb2_grpc as rpc
+from tests.deploy.stack import DEPLOY
 from tests.server.conftest import publish
 
 IMAGE = pb.Image(pixels_u8=np.arange(784, dtype=np.uint8).tobytes())
@@ -60,28 +64,90 @@ def test_watchers_beyond_the_limit_are_refused_and_classify_still_answers(
     assert counted == 1.0
 
 
-def test_calls_beyond_max_in_flight_get_resource_exhausted(limited, settings, registry) -> None:
-    _, channel = limited
+def test_watchers_whose_callers_left_free_their_slots_while_the_job_waits(
+        limited, settings, registry) -> None:
+    running, channel = limited
+    job = settings.queue(registry.client).submit(resolve("ch1", {"epochs": 1}))  # stays queued
+    for w in [_open_watch(channel, job.id) for _ in range(2)]:
+        w.cancel()
+    until = time.monotonic() + 10
+    while True:  # each stream notices within a second (one blocking read of the events)
+        try:
+            _open_watch(channel, job.id).cancel()
+            break
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert time.monotonic() < until, "the watchers never let go"
+            time.sleep(0.2)
+    def cancelled() -> float:
+        return running.metrics.registry.get_sample_value(
+            "nndl_server_requests_total", {"method": "WatchJob", "code": "CANCELLED"}) or 0.0
+
+    while cancelled() < 3 and time.monotonic() < until:  # counted as the streams end
+        time.sleep(0.1)
+    assert cancelled() == 3
+
+
+def test_calls_beyond_max_in_flight_get_resource_exhausted(settings, registry) -> None:
+    # 3 calls in flight at most: 2 watchers and a Classify held inside its forward pass
+    # fill them. Meanwhile every other call is refused at once, health checks too
+    # (deploy/healthcheck.py calls that busy, not broken); afterwards calls are served.
+    running = build(dataclasses.replace(settings, threads=3, max_watchers=2, max_in_flight=3,
+                                        batch_max_images=1))
+    address = f"127.0.0.1:{running.port}"
     publish(registry, "mnist", seed=1)
     job = settings.queue(registry.client).submit(resolve("ch1", {"epochs": 1}))
-    watchers = [_open_watch(channel, job.id) for _ in range(2)]  # 2 of the 3 calls in flight
+    entered, release = threading.Event(), threading.Event()
+    forward = running.classifier.forward
+
+    def held_forward(model, x):
+        entered.set()
+        release.wait(30)
+        return forward(model, x)
+
+    running.classifier.forward = held_forward
     try:
-        stub = rpc.ClassifierStub(channel)
-        batch = pb.ClassifyBatchRequest(packed=pb.PackedImages(
-            format=pb.PIXEL_FORMAT_U8, count=2000, data=bytes(784 * 2000)), packed_response=True)
-        calls = [stub.ClassifyBatch.future(batch, timeout=30) for _ in range(20)]
-        codes = Counter()
-        for call in calls:
-            try:
-                call.result()
-                codes["OK"] += 1
-            except grpc.RpcError as e:
-                codes[e.code().name] += 1
+        with grpc.insecure_channel(address) as channel:
+            watchers = [_open_watch(channel, job.id) for _ in range(2)]
+            stub = rpc.ClassifierStub(channel)
+            held = stub.Classify.future(pb.ClassifyRequest(image=IMAGE), timeout=30)
+            assert entered.wait(10)
+            codes = Counter()
+            for _ in range(10):
+                try:
+                    stub.Classify(pb.ClassifyRequest(image=IMAGE), timeout=10)
+                    codes["OK"] += 1
+                except grpc.RpcError as e:
+                    codes[e.code().name] += 1
+            assert codes == {"RESOURCE_EXHAUSTED": 10}, codes
+            assert healthcheck_main(["grpc", address]) == 0
+            release.set()
+            assert held.result().model == "mnist"
+            for w in watchers:
+                w.cancel()
+            assert _eventually_served(stub)
     finally:
-        for w in watchers:
-            w.cancel()
-    assert set(codes) == {"OK", "RESOURCE_EXHAUSTED"}, codes
-    assert codes["RESOURCE_EXHAUSTED"] >= 10, codes  # one call at a time got the free slot
+        release.set()
+        running.stop(1.0)
+
+
+def healthcheck_main(argv: list[str]) -> int:
+    spec = importlib.util.spec_from_file_location("healthcheck", DEPLOY / "healthcheck.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+def _eventually_served(stub: rpc.ClassifierStub, within_s: float = 10.0) -> bool:
+    until = time.monotonic() + within_s
+    while time.monotonic() < until:
+        try:
+            return stub.Classify(pb.ClassifyRequest(image=IMAGE), timeout=5).model == "mnist"
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            time.sleep(0.1)
+    return False
 
 
 def test_settings_that_would_starve_the_server_are_refused() -> None:
@@ -93,3 +159,28 @@ def test_settings_that_would_starve_the_server_are_refused() -> None:
         ServerSettings(tls_cert="cert.pem")
     with pytest.raises(ValueError, match="--tls-cert /nonexistent/cert.pem: no such file"):
         ServerSettings(tls_cert="/nonexistent/cert.pem", tls_key="/nonexistent/key.pem")
+
+
+def test_redis_errors_that_are_bugs_are_internal_not_unavailable() -> None:
+    import redis
+
+    from nndl.server.errors import abort_with
+
+    class Context:
+        def __init__(self) -> None:
+            self.trailing, self.status = (), None
+
+        def set_trailing_metadata(self, metadata) -> None:
+            self.trailing = metadata
+
+        def abort(self, code, details):
+            self.status = (code, details)
+            raise RuntimeError("aborted")
+
+    for error, code in ((redis.ConnectionError("refused"), grpc.StatusCode.UNAVAILABLE),
+                        (redis.exceptions.BusyLoadingError("loading"), grpc.StatusCode.UNAVAILABLE),
+                        (redis.ResponseError("WRONGTYPE"), grpc.StatusCode.INTERNAL)):
+        context = Context()
+        with pytest.raises(RuntimeError, match="aborted"):
+            abort_with("GetJob", error, context)
+        assert context.status[0] == code, error

@@ -141,3 +141,18 @@ def test_a_removed_alias_stops_being_served(server, classifier, registry) -> Non
     assert "gone@staging" not in running.cache.loaded()
     # The version itself still answers by name.
     assert classifier.Classify(pb.ClassifyRequest(model="gone", image=IMAGE)).version == version
+
+
+def test_a_model_whose_index_redis_lost_keeps_being_served(server, classifier,
+                                                           registry) -> None:
+    running, _ = server
+    version, _ = publish(registry, "kept", seed=1)
+    registry.set_alias("kept", "production", version)
+    for ref in ("kept", "kept@production"):
+        assert classifier.Classify(pb.ClassifyRequest(model=ref, image=IMAGE)).version == version
+    # Redis restarted empty (or failed over to an empty replica): the index is gone.
+    keys = registry.keys
+    registry.client.delete(keys.model_versions("kept"), keys.model_aliases("kept"))
+    running.cache.refresh()
+    for ref in ("kept", "kept@production"):
+        assert classifier.Classify(pb.ClassifyRequest(model=ref, image=IMAGE)).version == version

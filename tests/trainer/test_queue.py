@@ -185,6 +185,8 @@ def test_a_watch_resumes_after_the_last_event_it_saw(queue: JobQueue) -> None:
     assert [e["kind"] for e in rest] == ["epoch", "succeeded"]
     with pytest.raises(InvalidArgumentError, match="after_id 'x' is not an event id"):
         queue.events(job.id, after_id="x")
+    with pytest.raises(InvalidArgumentError, match="two numbers below 2"):
+        queue.events(job.id, after_id="99999999999999999999-0")  # Redis would refuse it
 
 
 def test_submission_is_refused_when_too_many_jobs_wait(rclient, prefix) -> None:
