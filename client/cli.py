@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
 from nndl.client.charts import learning_curves
@@ -130,8 +131,33 @@ def _network_text(spec: dict) -> str:
 
 
 def _message_dict(m: Any) -> dict:
-    return MessageToDict(m, preserving_proto_field_name=True,
-                         always_print_fields_with_no_presence=True)
+    """A message as JSON with every field, and 64-bit integers as numbers (protobuf's JSON
+    mapping writes them as strings), so versions read the same in every command."""
+    d = MessageToDict(m, preserving_proto_field_name=True,
+                      always_print_fields_with_no_presence=True)
+    _int64_as_numbers(m, d)
+    return d
+
+
+_INT64 = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+          FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
+
+
+def _int64_as_numbers(m: Any, d: dict) -> None:
+    for f in m.DESCRIPTOR.fields:
+        if f.name not in d:
+            continue
+        kind = f.message_type
+        if kind is not None and kind.GetOptions().map_entry:
+            if kind.fields_by_name["value"].type in _INT64:
+                d[f.name] = {k: int(v) for k, v in d[f.name].items()}
+        elif kind is not None:
+            values = getattr(m, f.name)
+            for sub, sub_d in (zip(values, d[f.name], strict=True) if f.is_repeated
+                               else [(values, d[f.name])]):
+                _int64_as_numbers(sub, sub_d)
+        elif f.type in _INT64:
+            d[f.name] = [int(v) for v in d[f.name]] if f.is_repeated else int(d[f.name])
 
 
 def job_dict(job: pb.Job) -> dict:

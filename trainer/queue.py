@@ -333,10 +333,16 @@ class JobQueue:
 
     # -- the worker side: the job record
 
-    def start(self, job_id: str, worker: str, resumed_from: int = 0) -> int:
-        """Marks the job running on `worker`; its attempt number, or 0 if it has ended."""
-        message = f"attempt on {worker}" + (
-            f", resumed after epoch {resumed_from}" if resumed_from else "")
+    def start(self, job_id: str, worker: str, resumed_from: int = 0,
+              taken_from: str = "") -> int:
+        """Marks the job running on `worker`; its attempt number, or 0 if it has ended.
+
+        taken_from: the worker that held the job and stopped answering, if any.
+        """
+        message = (f"on {worker}"
+                   + (f", taking over from {taken_from}, which stopped answering"
+                      if taken_from else "")
+                   + (f"; resumed after epoch {resumed_from}" if resumed_from else ""))
         return int(self._start(
             keys=[self.keys.job(job_id), self.keys.job_events(job_id)],
             args=[worker, str(time.time()),

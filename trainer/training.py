@@ -88,7 +88,8 @@ def run_training(
     The returned networks hold the last epoch's parameters, or the best epoch's when
     early stopping is on.
     """
-    started = time.perf_counter()
+    # Time spent by earlier attempts on the epochs resumed from counts too.
+    started = time.perf_counter() - (float(resume.get("seconds", 0.0)) if resume else 0.0)
     xp, device, note = array_module(spec.device)
     dtype = np.dtype(spec.dtype).type
     tx, ty = mnist.training
@@ -104,7 +105,8 @@ def run_training(
             resume = None
 
         def checkpoint(sgd: SGD = sgd) -> dict:
-            return {"members": list(done), "current": sgd.state_dict()}
+            return {"members": list(done), "current": sgd.state_dict(),
+                    "seconds": time.perf_counter() - started}
 
         while not sgd.done:
             report = sgd.run_epoch()

@@ -277,7 +277,10 @@ class Worker:
                 f"the last on worker {job.worker or '?'} (it died or lost its claim)"))
             return None
         resume = self._checkpoint(jid)
-        attempt = self.retrying(jid, self.queue.start, jid, self.worker_id, epochs_in(resume))
+        # Still "running" under another worker: that worker stopped refreshing its claim.
+        taken_from = job.worker if job.state == JobState.RUNNING and job.worker else ""
+        attempt = self.retrying(jid, self.queue.start, jid, self.worker_id, epochs_in(resume),
+                                taken_from)
         if not attempt:
             self.retrying(jid, self.queue.ack, claim)
             return None

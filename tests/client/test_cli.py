@@ -277,7 +277,7 @@ def test_models_list_show_and_promote(capsys, live) -> None:
     assert code == EXIT_OK and out.strip() == "mnist@production -> version 1"
     code, out, _ = run(capsys, live, "models", "list", "--json")
     mnist = next(m for m in json.loads(out) if m["name"] == "mnist")
-    assert mnist["aliases"]["production"] == "1"  # int64 is a string in proto JSON
+    assert mnist["aliases"]["production"] == 1 and mnist["loaded_version"] == 1
     assert mnist["versions"][0]["job_id"] == live.job_id
     code, out, _ = run(capsys, live, "models", "show", "mnist@production", "--json")
     shown = json.loads(out)
@@ -307,7 +307,7 @@ def test_models_import_a_book_network(capsys, live, tmp_path) -> None:
     path = tmp_path / "network2.json"
     path.write_text(json.dumps(book))
     code, out, _ = run(capsys, live, "models", "import", "book-net", str(path), "--json")
-    assert code == EXIT_OK and json.loads(out)["version"] == "1"
+    assert code == EXIT_OK and json.loads(out)["version"] == 1
     code, _, err = run(capsys, live, "models", "import", "book-net", str(tmp_path / "no.json"))
     assert code == EXIT_BAD_INPUT and "network2.py" in one_line(err)
 

@@ -35,6 +35,9 @@ def test_kill_9_mid_job_another_worker_finishes_it_from_the_checkpoint(
     assert f["epochs_redone"] == 0
     assert f["versions_published"] == 1 and queue.get(job.id).result["version"] == 1
     assert queue.depth() == (0, 0)
+    starts = [e["message"] for e in queue.history(job.id) if e["kind"] == "started"]
+    assert starts[1].startswith("on rescuer, taking over from doomed, which stopped answering; "
+                                "resumed after epoch"), starts
 
 
 def test_sigterm_mid_job_hands_it_back_at_once_to_another_worker(
@@ -57,6 +60,8 @@ def test_sigterm_mid_job_hands_it_back_at_once_to_another_worker(
     assert [e["kind"] for e in queue.history(job.id)].count("requeued") == 1
     assert f["epochs_redone"] == 0 and f["versions_published"] == 1
     assert any(line["message"] == "job handed back" for line in leaving.log())
+    starts = [e["message"] for e in queue.history(job.id) if e["kind"] == "started"]
+    assert "taking over" not in starts[1]  # handed back, not lost
 
 
 def test_a_job_longer_than_the_claim_timeout_is_not_taken_from_a_live_worker(

@@ -66,6 +66,7 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(small: Mnist, stop_a
     assert _without_times(resumed.history) == _without_times(whole.history)
     assert resumed.test_accuracy == whole.test_accuracy
     assert 0.0 < whole.test_accuracy_by_vote <= 1.0  # two members: the book's vote as well
+    assert resumed.seconds >= saved["seconds"] > 0  # the earlier attempt's time counts
 
 
 def _without_times(history: list[list[dict]]) -> list[list[dict]]:
