@@ -119,7 +119,8 @@ def measure(address: str, kind: str, callers: int, processes: int, warmup_s: flo
     cpu_before = cpu_seconds(server_pid)
     for p in procs:
         p.start()
-    results = [out.get() for _ in procs]
+    # A load process that dies never reports: give up on it rather than wait forever.
+    results = [out.get(timeout=warmup_s + seconds + 60) for _ in procs]
     for p in procs:
         p.join()
     cpu_per_call = (cpu_seconds(server_pid) - cpu_before) / sum(n for _, n in results) * 1e6
