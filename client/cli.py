@@ -595,7 +595,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _command(sub: Any, name: str, run: Callable[[Args], int], help: str, *,
              epilog: str = "") -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help, description=help, epilog=epilog,
+    p = sub.add_parser(name, help=help, description=help, epilog=epilog, allow_abbrev=False,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(run=run)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
@@ -605,7 +605,9 @@ def _command(sub: Any, name: str, run: Callable[[Args], int], help: str, *,
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="nndl", description=__doc__,
+    # No abbreviated flags: a script's "--js" would silently mean --json today and
+    # something else once another flag starts with those letters.
+    p = _Parser(prog="nndl", description=__doc__, allow_abbrev=False,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true",
                    help="print JSON for programs (before or after the command)")

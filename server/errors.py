@@ -39,9 +39,11 @@ class DeadlineExceededError(NndlError):
     code = "deadline_exceeded"
 
 
-# Redis errors that pass: it is down, restarting, loading its data or read-only during a
-# failover. Any other Redis error (a bad command, a wrong type) is a bug: INTERNAL.
-REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+# Redis errors that pass: it is down, restarting, loading its data, or read-only or
+# without a master during a failover. Any other Redis error (a bad command, a wrong type)
+# is a bug: INTERNAL.
+REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
+              redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
 
 
 def status_of(error: NndlError) -> grpc.StatusCode:

@@ -60,14 +60,14 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         return _wrap(handler, lambda behaviour: observe(method, behaviour))
 
     @contextmanager
-    def _recording(self, method: str, context: grpc.ServicerContext,
-                   stream: bool = False) -> Iterator[None]:
+    def _recording(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
         self.metrics.in_flight.inc()
         started, code = time.perf_counter(), "OK"
         try:
             yield
-            if stream and not context.is_active():  # it ended because the caller left
-                code = "CANCELLED"
+            if not context.is_active():  # the caller gave up: nobody got the answer
+                left = context.time_remaining()
+                code = "DEADLINE_EXCEEDED" if left is not None and left <= 0 else "CANCELLED"
         except GeneratorExit:  # a stream closed by gRPC when its caller left
             code = "CANCELLED"
             raise
@@ -88,7 +88,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def _observe_stream(self, method: str, behaviour: Callable) -> Callable:
         def run(request, context: grpc.ServicerContext):
-            with self._recording(method, context, stream=True):  # runs as it is iterated
+            with self._recording(method, context):  # a stream runs as it is iterated
                 yield from behaviour(request, context)
 
         return run

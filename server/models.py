@@ -76,6 +76,7 @@ class ModelCache:
         self._refs: dict[str, Target] = {}  # "name" / "name@alias" -> (name, version)
         self._pinned: OrderedDict[Target, None] = OrderedDict()  # "name@N" asked for lately
         self._failed: set[Target] = set()
+        self._orphans: set[str] = set()  # refs served while the registry index is empty
         self._load_lock = threading.Lock()  # one load at a time; never held by a lookup
         self._swap_lock = threading.Lock()  # guards replacing the maps
         self._stop = threading.Event()
@@ -158,14 +159,16 @@ class ModelCache:
             try:
                 target = self.registry.resolve(ref)
             except NotFoundError as e:
-                name, selector = parse_ref(ref)
-                if selector == LATEST or not self.registry.versions(name):
-                    # The model itself is gone from the index: Redis lost its data, most
-                    # likely. Versions are immutable, so what is loaded is still right.
-                    log.warning("%s no longer resolves (%s); still serving version %d",
-                                ref, e, current[1])
+                if not self.registry.names():
+                    # The whole index is gone: Redis restarted empty, most likely. Versions
+                    # are immutable, so what is loaded is still right; keep serving it.
+                    if ref not in self._orphans:
+                        self._orphans.add(ref)
+                        log.warning("the registry index is empty; %s keeps serving version "
+                                    "%d until the index is back or the server restarts",
+                                    ref, current[1])
                     continue
-                # Only the alias was removed: stop serving it.
+                # The alias (or model) was removed: stop serving it.
                 with self._swap_lock:
                     self._refs = {k: v for k, v in self._refs.items() if k != ref}
                 log.info("stopped serving %s: %s", ref, e)
@@ -174,6 +177,7 @@ class ModelCache:
             except NndlError as e:
                 log.warning("reference %s no longer resolves: %s", ref, e)
                 continue
+            self._orphans.discard(ref)
             if target == current or target in self._failed:
                 continue
             try:
@@ -223,6 +227,9 @@ class ModelCache:
                     self.refresh()
             except redis.RedisError as e:
                 log.warning("lost the registry notifications (%s); retrying", e)
+                self._stop.wait(1.0)
+            except Exception:  # a bug here must not end hot reload for good
+                log.exception("following the registry failed; retrying")
                 self._stop.wait(1.0)
             finally:
                 if pubsub is not None:

@@ -299,6 +299,7 @@ class Worker:
         try:
             resume = ckpt.loads(raw)
             epochs_in(resume)
+            float(resume.get("seconds", 0.0))
         except Exception as e:  # any damage: the epochs are redone
             log.warning("checkpoint unreadable; starting afresh",
                         extra={"job": job_id, "error": repr(e)})

@@ -120,12 +120,15 @@ def test_calls_beyond_max_in_flight_get_resource_exhausted(settings, registry) -
                 except grpc.RpcError as e:
                     codes[e.code().name] += 1
             assert codes == {"RESOURCE_EXHAUSTED": 10}, codes
-            assert healthcheck_main(["grpc", address]) == 0
+            assert healthcheck_main(["grpc", address]) == 0  # busy for a moment: healthy
+            time.sleep(0.2)
+            assert healthcheck_main(["grpc", address, "--busy-for-s", "0.1"]) == 1  # stuck
             release.set()
             assert held.result().model == "mnist"
             for w in watchers:
                 w.cancel()
             assert _eventually_served(stub)
+            assert healthcheck_main(["grpc", address, "--busy-for-s", "0.1"]) == 0  # reset
     finally:
         release.set()
         running.stop(1.0)

@@ -151,8 +151,13 @@ def test_a_model_whose_index_redis_lost_keeps_being_served(server, classifier,
     for ref in ("kept", "kept@production"):
         assert classifier.Classify(pb.ClassifyRequest(model=ref, image=IMAGE)).version == version
     # Redis restarted empty (or failed over to an empty replica): the index is gone.
-    keys = registry.keys
-    registry.client.delete(keys.model_versions("kept"), keys.model_aliases("kept"))
+    registry.client.delete(*registry.client.keys(f"{registry.keys.prefix}:*"))
     running.cache.refresh()
     for ref in ("kept", "kept@production"):
         assert classifier.Classify(pb.ClassifyRequest(model=ref, image=IMAGE)).version == version
+    # Whereas with the index there, a model that is gone from it is no longer served.
+    publish(registry, "other", seed=2)
+    running.cache.refresh()
+    with pytest.raises(grpc.RpcError) as e:
+        classifier.Classify(pb.ClassifyRequest(model="kept", image=IMAGE))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
