@@ -37,15 +37,15 @@ def check_grpc(target: str, service: str, tls_ca: str, timeout_s: float,
         channel = grpc.secure_channel(target, creds)
     else:
         channel = grpc.insecure_channel(target)
+    marker = _busy_since(target)
     with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-                _busy_since(target).unlink(missing_ok=True)
+                marker.unlink(missing_ok=True)
                 return f"{target}: {e.code().name} {e.details()}"
-            marker = _busy_since(target)
             if not marker.exists():
                 marker.write_text(str(time.time()))
             busy_s = time.time() - float(marker.read_text() or 0)
@@ -54,7 +54,7 @@ def check_grpc(target: str, service: str, tls_ca: str, timeout_s: float,
             print(f"busy: {target} is at its limit of calls in flight ({e.details()})",
                   file=sys.stderr)
             return None
-    _busy_since(target).unlink(missing_ok=True)
+    marker.unlink(missing_ok=True)
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
     return None if status == "SERVING" else f"{target} {service or '(server)'}: {status}"
 

@@ -88,9 +88,7 @@ class TrainingServicer(rpc.TrainingServicer):
             raise OverloadedError(f"{self.max_watchers} jobs are being watched on this server "
                                   "already; retry later, or poll GetJob")
         try:
-            for event in events:
-                if not context.is_active():
-                    return
+            for event in events:  # they end once the caller has gone (alive above)
                 yield event_message(request.id, event)
         finally:
             self._watchers.release()

@@ -31,10 +31,7 @@ class Ensemble:
         self.xp = members[0].xp
 
     def probabilities(self, x: Array) -> Array:
-        total = probabilities(self.members[0], x)
-        for net in self.members[1:]:
-            total = total + probabilities(net, x)
-        return total / len(self.members)
+        return _mean(self._each(x))
 
     def predict(self, x: Array) -> Array:
         return self.probabilities(x).argmax(axis=1)
@@ -44,10 +41,30 @@ class Ensemble:
 
         Ties go to the digit with the highest mean probability among the tied ones.
         """
+        each = self._each(x)
+        return self._vote(each, _mean(each))
+
+    def predict_and_vote(self, x: Array) -> tuple[Array, Array]:
+        """(predict(x), vote(x)) from one forward pass of each member."""
+        each = self._each(x)
+        mean = _mean(each)
+        return mean.argmax(axis=1), self._vote(each, mean)
+
+    def _each(self, x: Array) -> list[Array]:
+        return [probabilities(net, x) for net in self.members]  # each (N, 10)
+
+    def _vote(self, each: list[Array], mean: Array) -> Array:
         xp = self.xp
-        votes = xp.zeros((x.shape[0], 10), dtype=xp.float64)  # (N, 10) vote counts
-        rows = xp.arange(x.shape[0])
-        for net in self.members:
-            votes[rows, net.predict(x)] += 1.0
+        votes = xp.zeros(mean.shape, dtype=xp.float64)  # (N, 10) vote counts
+        rows = xp.arange(mean.shape[0])
+        for p in each:
+            votes[rows, p.argmax(axis=1)] += 1.0
         # Mean probabilities are < 1, so they only ever break ties between equal counts.
-        return (votes + self.probabilities(x) * 0.5).argmax(axis=1)
+        return (votes + mean * 0.5).argmax(axis=1)
+
+
+def _mean(each: list[Array]) -> Array:
+    total = each[0]
+    for p in each[1:]:
+        total = total + p
+    return total / len(each)
